@@ -1,0 +1,31 @@
+"""State backends for Central Hub: one interface, one module per backend.
+
+Use :func:`create_backend` with a backend name from configuration; concrete classes are
+imported lazily so optional client libraries are only needed for the backend in use.
+"""
+
+from adapters.base import (
+    Backend,
+    Capabilities,
+    EventType,
+    KeyValue,
+    Lease,
+    Snapshot,
+    WatchEvent,
+    catalog_key,
+)
+from adapters.registry import BACKENDS, backend_class, create_backend
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Capabilities",
+    "EventType",
+    "KeyValue",
+    "Lease",
+    "Snapshot",
+    "WatchEvent",
+    "backend_class",
+    "catalog_key",
+    "create_backend",
+]

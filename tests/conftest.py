@@ -1,0 +1,93 @@
+"""Fixtures shared by every suite.
+
+Backends: each backend kind has a fixture ``<kind>_backend_factory`` that returns an async
+callable building a fresh, opened backend with its own empty keyspace. The ``backend_kind``
+parameter runs a test once per kind (see ``tests/conformance``); kinds whose real store
+cannot be started here are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import Backend
+from adapters.sqlite import SQLiteBackend
+
+BackendFactory = Callable[[], Awaitable[Backend]]
+
+BACKEND_KINDS = ["embedded", "etcd", "consul"]
+
+
+@pytest.fixture
+def embedded_backend_factory(tmp_path: Path) -> BackendFactory:
+    counter = iter(range(1_000_000))
+
+    async def make() -> Backend:
+        backend = SQLiteBackend(tmp_path / f"store-{next(counter)}", poll_interval=0.02)
+        await backend.open()
+        return backend
+
+    return make
+
+
+@pytest.fixture
+def consul_backend_factory() -> BackendFactory:
+    if not os.environ.get("CONSUL_HTTP_ADDR"):
+        pytest.skip("no Consul agent: set CONSUL_HTTP_ADDR to run the Consul backend suite")
+    pytest.skip("the Consul backend is not implemented yet")
+
+
+@pytest.fixture
+def etcd_backend_factory() -> BackendFactory:
+    pytest.skip("the etcd backend is not implemented yet")
+
+
+@pytest.fixture(params=BACKEND_KINDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+async def backend_factory(
+    backend_kind: str, request: pytest.FixtureRequest
+) -> AsyncIterator[BackendFactory]:
+    """Builds fresh opened backends of the parametrized kind and closes them afterwards."""
+    make: BackendFactory = request.getfixturevalue(f"{backend_kind}_backend_factory")
+    opened: list[Backend] = []
+
+    async def tracked() -> Backend:
+        backend = await make()
+        opened.append(backend)
+        return backend
+
+    yield tracked
+    for backend in opened:
+        with contextlib.suppress(Exception):
+            await backend.close()
+
+
+@pytest.fixture
+async def backend(backend_factory: BackendFactory) -> Backend:
+    """One fresh opened backend of the parametrized kind."""
+    return await backend_factory()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pytest_configure(config: Any) -> None:
+    os.environ.setdefault("HUB_LOG_LEVEL", "warning")
