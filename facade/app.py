@@ -9,8 +9,9 @@ from fastapi import FastAPI
 
 from adapters import Backend
 from facade.errors import BodySizeLimit, install_error_handlers
+from facade.routers import circuits, services
+from facade.routers import health as health_routes
 from facade.routers import hub as hub_routes
-from facade.routers import services
 from facade.runtime import Hub
 from facade.settings import HubSettings, load_settings
 
@@ -45,4 +46,6 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(hub_routes.router)
     app.include_router(services.router)
+    app.include_router(health_routes.router)
+    app.include_router(circuits.router)
     return app

@@ -6,12 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 
+from facade.balancing import Strategy
 from facade.context import HubDep, TenantDep
 from facade.errors import status_for_class
 from facade.models import (
     INSTANCE_ID_PATTERN,
     SERVICE_NAME_PATTERN,
     DiscoveryOut,
+    EndpointChoiceOut,
     Heartbeat,
     RegistrationResult,
     ServiceDetailOut,
@@ -27,12 +29,16 @@ ServiceNamePath = Annotated[
     str, Path(pattern=SERVICE_NAME_PATTERN, description="Service name (DNS-label-like).")
 ]
 InstanceIdPath = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN)]
+StrategyQuery = Annotated[
+    Strategy | None,
+    Query(description="p2c (default), round_robin, least_load or random; see docs/selection.md."),
+]
 LegacyMode = Annotated[
     bool, Query(description="Ignore tenant context and list every service (spec legacy).")
 ]
 
 
-def _error_doc(*classes: type[errors.HubError]) -> dict[int | str, dict[str, Any]]:
+def error_doc(*classes: type[errors.HubError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the errors a route answers, grouped by status."""
     docs: dict[int | str, dict[str, Any]] = {}
     for cls in classes:
@@ -41,7 +47,7 @@ def _error_doc(*classes: type[errors.HubError]) -> dict[int | str, dict[str, Any
     return docs
 
 
-def _read(body: dict[str, Any], stale: bool) -> JSONBytesResponse:
+def read_response(body: dict[str, Any], stale: bool) -> JSONBytesResponse:
     return json_response(body, headers={"X-Hub-Stale": "true"} if stale else None)
 
 
@@ -63,41 +69,62 @@ async def list_services(
 ) -> JSONBytesResponse:
     """Services the caller's tenant context may use; all of them without context."""
     answer = hub.discovery.list_services(ctx, legacy_mode=legacy_mode)
-    return _read(answer, answer["stale"])
+    return read_response(answer, answer["stale"])
 
 
 @router.post("/discover", response_model=ServiceListOut)
 async def discover_services(hub: HubDep, ctx: TenantDep) -> JSONBytesResponse:
     """The gateway flow: services available to the tenant context in the headers."""
     answer = hub.discovery.list_services(ctx, legacy_mode=False)
-    return _read(answer, answer["stale"])
+    return read_response(answer, answer["stale"])
 
 
 @router.get(
     "/discover/{name}",
     response_model=DiscoveryOut,
-    responses=_error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
+    responses=error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
 )
-async def discover_service(name: ServiceNamePath, hub: HubDep, ctx: TenantDep) -> JSONBytesResponse:
-    """Where to call ``name`` directly: the recommended endpoint and every healthy one."""
-    answer = hub.discovery.discover(name, ctx)
-    return _read(answer, answer["stale"])
+async def discover_service(
+    name: ServiceNamePath, hub: HubDep, ctx: TenantDep, strategy: StrategyQuery = None
+) -> JSONBytesResponse:
+    """Where to call ``name`` directly: the recommended endpoint and every healthy one.
+
+    Degraded instances only when none is healthy (``degraded_fallback``); nothing when
+    the caller's tier has the service's circuit OPEN (``circuit.retry_at`` says until when).
+    """
+    answer = hub.discovery.discover(name, ctx, strategy)
+    return read_response(answer, answer["stale"])
 
 
 @router.get(
     "/{name}",
     response_model=ServiceDetailOut,
-    responses=_error_doc(errors.ServiceNotFound),
+    responses=error_doc(errors.ServiceNotFound),
 )
 async def get_service(name: ServiceNamePath, hub: HubDep) -> JSONBytesResponse:
     """One service and all of its instances."""
     answer = hub.discovery.describe(name)
-    return _read(answer, answer["stale"])
+    return read_response(answer, answer["stale"])
+
+
+@router.get(
+    "/{name}/endpoint",
+    response_model=EndpointChoiceOut,
+    responses=error_doc(
+        errors.ServiceNotFound, errors.TierNotAllowed, errors.CircuitOpen, errors.NoHealthyEndpoint
+    ),
+)
+async def load_balanced_endpoint(
+    name: ServiceNamePath, hub: HubDep, ctx: TenantDep, strategy: StrategyQuery = None
+) -> JSONBytesResponse:
+    """The seed's ``get_load_balanced_endpoint``: ``{"host", "port", "load", ...}``."""
+    answer = hub.discovery.endpoint(name, ctx, strategy)
+    return read_response(answer, answer["stale"])
 
 
 @router.delete(
     "/{name}/instances/{instance_id}",
-    responses=_error_doc(errors.InstanceNotFound),
+    responses=error_doc(errors.InstanceNotFound),
 )
 async def deregister_instance(
     name: ServiceNamePath, instance_id: InstanceIdPath, hub: HubDep
@@ -108,7 +135,7 @@ async def deregister_instance(
 
 @router.put(
     "/{name}/instances/{instance_id}/heartbeat",
-    responses=_error_doc(errors.InstanceNotFound),
+    responses=error_doc(errors.InstanceNotFound),
 )
 async def heartbeat(
     name: ServiceNamePath,
