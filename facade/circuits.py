@@ -295,7 +295,7 @@ class TierCircuit:
 
     def record(self, success: bool, latency_ms: float | None, now: float) -> None:
         """Count one outcome and let the state machine react (synchronous, no I/O)."""
-        before = self.storage.state
+        changes_before = self.storage.change_count
         self.window.record(success, latency_ms, now)
         # A failed outcome raises by design; OPEN before its timeout rejects the replay.
         with contextlib.suppress(_ReportedFailure, pybreaker.CircuitBreakerError):
@@ -311,7 +311,7 @@ class TierCircuit:
                 "threshold": self.policy.failure_rate,
             }
             self.breaker.open()
-        elif self.storage.state != before:
+        elif self.storage.change_count != changes_before:
             opened = self.storage.state == pybreaker.STATE_OPEN
             self.storage.details = {"reason": "trial_failed"} if opened else {}
 

@@ -124,7 +124,8 @@ class LeaderElection:
                         continue
                     self._vacancy.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._vacancy.wait(), self.interval)
+                        async with asyncio.timeout(self.interval):
+                            await self._vacancy.wait()
                     continue
                 await asyncio.sleep(self.interval)
                 assert self._lease_id is not None

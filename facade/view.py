@@ -81,9 +81,13 @@ class StateView:
     async def stop(self) -> None:
         """Stop following; pending waiters are released."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Cancel until done: on Python 3.11 a cancellation racing with a completing
+            # asyncio.wait_for inside the feed can be swallowed.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=0.5)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                self._task.result()
             self._task = None
         for _, _, fut in self._waiters:
             if not fut.done():
