@@ -57,9 +57,9 @@ def hub_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]
     """A real hub process on a loopback port; killed by PID afterwards if still alive."""
     port = free_port()
     env = os.environ | {"HUB_LEADER_TTL": "2", "HUB_LOG_LEVEL": "warning"}
+    command = [sys.executable, "-m", "facade.cli", "run", "--port", str(port)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "facade.cli", "run", "--port", str(port)]
-        + ["--data-dir", str(tmp_path)],
+        [*command, "--data-dir", str(tmp_path)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
