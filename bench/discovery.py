@@ -7,25 +7,22 @@ rotating over all services. Beside it, the same reads of the bare store: a range
 of the service's catalog prefix on the SQLite backend, in-process (no HTTP) — the work
 the hub's in-memory view saves on every discovery.
 
-    python bench/discovery.py [--connections 4] [--seconds 10]
+    python -m bench.discovery [--connections 1 4 16] [--seconds 10]   (from the repo root)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-
-from adapters.sqlite import SQLiteBackend  # noqa: E402
-from bench.common import LoadResult, percentile, run_wrk  # noqa: E402
-from tests.processes import HubProcess  # noqa: E402
+from adapters.sqlite import SQLiteBackend
+from bench.common import LoadResult, percentile, run_wrk
+from tests.processes import HubProcess
 
 SERVICES = 100
 INSTANCES = 3
