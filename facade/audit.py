@@ -17,8 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters import Backend
 from facade.registry import utc_now
-from shared.errors import HubError
 from facade.security import Permission
+from shared.errors import HubError
 from shared.tenancy import HEADER_COMPANY_ID, HEADER_CORRELATION_ID, HEADER_TENANT_ID
 
 log = logging.getLogger("central_hub.audit")

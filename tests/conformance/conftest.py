@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-import secrets
 from pathlib import Path
 
 import httpx
@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from facade import HubSettings, create_app
 from facade.runtime import Hub
 from tests.conftest import BackendFactory
-
 
 ADMIN_TOKEN = "conformance-admin-" + secrets.token_urlsafe(24)
 
