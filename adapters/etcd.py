@@ -44,6 +44,7 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from etcd3gw.client import Etcd3Client
 from etcd3gw.exceptions import Etcd3Exception
 
@@ -662,18 +663,27 @@ def _translate(exc: Etcd3Exception, endpoint: str, write: bool) -> Exception:
     """Turn an etcd3gw error into a hub error (or :class:`_Unreachable` to fail over)."""
     where = _without_credentials(endpoint)
     cause = exc.__context__
-    if isinstance(cause, requests.ConnectTimeout) or (
-        isinstance(cause, requests.ConnectionError) and not isinstance(cause, requests.Timeout)
-    ):
+    if isinstance(cause, requests.ConnectionError) and _never_sent(cause):
         # etcd3gw's connection errors have an empty str(); the text is in detail_text.
         return _Unreachable(endpoint, exc.detail_text or type(cause).__name__)
     if isinstance(cause, requests.Timeout):
         if write:
             return NoQuorum(
-                f"backend has no quorum: etcd member {where} did not commit the write",
+                f"backend has no quorum: etcd member {where} did not commit the write in time",
                 details={"endpoint": where, "reason": "write timed out"},
             )
         return BackendTimeout(f"etcd member {where} did not answer in time")
+    if isinstance(cause, requests.ConnectionError):
+        # The request went out and the connection broke: a read can go elsewhere, but a
+        # write may or may not have been applied, so repeating it could misreport (a CAS
+        # would conflict with itself, a delete find nothing).
+        if not write:
+            return _Unreachable(endpoint, exc.detail_text or type(cause).__name__)
+        return BackendUnavailable(
+            f"etcd member {where} dropped the connection during a write; "
+            "it may or may not have been applied",
+            details={"endpoint": where},
+        )
     code, text = _error_body(exc.detail_text)
     details = {"endpoint": where, "etcd_error": text}
     if code == _GRPC_NOT_FOUND and "lease" in text:
@@ -689,6 +699,18 @@ def _translate(exc: Etcd3Exception, endpoint: str, write: bool) -> Exception:
     if code in (_GRPC_UNAVAILABLE, _GRPC_DEADLINE_EXCEEDED) or code is None:
         return _Unreachable(endpoint, text or "unavailable")
     return BackendUnavailable(f"etcd failed: {text}", details=details)
+
+
+def _never_sent(error: requests.ConnectionError) -> bool:
+    """Whether the request failed while connecting, so no member saw it."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = error.args[0] if error.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    return isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
 
 
 def _error_body(detail: str | None) -> tuple[int | None, str]:
