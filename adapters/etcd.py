@@ -251,32 +251,47 @@ class EtcdBackend(Backend):
         except RuntimeError as exc:  # executor shut down by a concurrent close()
             raise BackendUnavailable("the etcd backend was closed") from exc
 
-    def _call(
-        self, path: str, body: dict[str, Any], write: bool, serializable_retry: bool = False
-    ) -> dict[str, Any]:
+    def _call(self, path: str, body: dict[str, Any], write: bool) -> dict[str, Any]:
         """POST one gateway request, failing over across endpoints on connection errors.
 
         Runs in a worker thread. ``write`` selects the short write timeout and the
-        NoQuorum translation of a member that answers but does not commit.
+        NoQuorum translation of a member that answers but does not commit. Before a
+        write, the member is asked whether it has a leader: one without a leader would
+        only sit on the proposal until the timeout, and a proposal that is never made
+        cannot be applied later behind the caller's back.
         """
         count = len(self._endpoints)
         if count == 0:
             raise BackendUnavailable("the etcd backend is not open")
         unreachable: list[str] = []
+        leaderless: list[str] = []
         start = self._preferred
         for step in range(count):
             index = (start + step) % count
             endpoint = self._endpoints[index]
             try:
+                if write and not self._has_leader(endpoint):
+                    leaderless.append(_without_credentials(endpoint.url))
+                    continue
                 answer = self._post(endpoint, path, body, write)
             except _Unreachable as exc:
                 unreachable.append(f"{_without_credentials(exc.endpoint)}: {exc.reason}")
                 continue
             self._preferred = index
             return answer
+        if leaderless:
+            raise NoQuorum(
+                "backend has no quorum: no reachable etcd member has a leader; nothing written",
+                details={"leaderless": leaderless, "unreachable": unreachable},
+            )
         raise BackendUnavailable(
-            "no etcd endpoint is reachable", details={"endpoints": unreachable}
+            "no etcd endpoint is reachable", details={"unreachable": unreachable}
         )
+
+    def _has_leader(self, endpoint: _Endpoint) -> bool:
+        """Whether the member knows a leader (raises _Unreachable if it does not answer)."""
+        status = self._post(endpoint, "/maintenance/status", {}, False)
+        return bool(_int(status.get("leader")))
 
     def _post(
         self, endpoint: _Endpoint, path: str, body: dict[str, Any], write: bool
@@ -500,12 +515,12 @@ class EtcdBackend(Backend):
     def _check_member(self, endpoint: _Endpoint) -> None:
         """Raise unless the member answers and knows a leader."""
         try:
-            status = self._post(endpoint, "/maintenance/status", {}, False)
+            has_leader = self._has_leader(endpoint)
         except _Unreachable as exc:
             raise BackendUnavailable(
                 f"etcd endpoint {_without_credentials(exc.endpoint)} is unreachable: {exc.reason}"
             ) from exc
-        if not _int(status.get("leader")):
+        if not has_leader:
             raise NoQuorum(
                 f"backend has no quorum: etcd member {_without_credentials(endpoint.url)} "
                 "has no leader"
@@ -669,7 +684,8 @@ def _translate(exc: Etcd3Exception, endpoint: str, write: bool) -> Exception:
     if isinstance(cause, requests.Timeout):
         if write:
             return NoQuorum(
-                f"backend has no quorum: etcd member {where} did not commit the write in time",
+                f"backend has no quorum: etcd member {where} did not commit the write in "
+                "time; it may still be applied if quorum returns",
                 details={"endpoint": where, "reason": "write timed out"},
             )
         return BackendTimeout(f"etcd member {where} did not answer in time")
