@@ -131,7 +131,7 @@ class EtcdBackend(Backend):
         connect_timeout: float = 0.5,
         read_timeout: float = 2.0,
         write_timeout: float = 1.5,
-        watch_liveness_interval: float = 2.0,
+        watch_liveness_interval: float = 1.0,
         watch_idle_timeout: float = 60.0,
         max_workers: int = 16,
     ) -> None:
@@ -143,8 +143,8 @@ class EtcdBackend(Backend):
             read_timeout: seconds a read may take before it counts as failed.
             write_timeout: seconds a write may take before it is reported as
                 :class:`~shared.errors.NoQuorum` (the member answered but did not commit).
-            watch_liveness_interval: a silent watch stream checks its member after this
-                many seconds (and again each interval while silent).
+            watch_liveness_interval: a watch checks every this many seconds that its
+                member answers and has a leader; if not, the watch ends.
             watch_idle_timeout: a watch stream silent this long is reopened even if the
                 member answers (etcd without progress notifications).
             max_workers: threads for concurrent requests.
@@ -467,13 +467,18 @@ class EtcdBackend(Backend):
         )
         self._streams.add(stream)
         stream.start()
+        next_check = loop.time() + self.watch_liveness_interval
         try:
             while True:
-                try:
-                    item = await asyncio.wait_for(queue.get(), self.watch_liveness_interval)
-                except TimeoutError:
-                    # Silence: a dead or partitioned member never says so; ask it.
+                # A dead or partitioned member never says so, and one that lost its
+                # leader keeps the stream open (even sending progress notifications)
+                # while nothing can change: ask it every interval, busy or silent.
+                if loop.time() >= next_check:
                     await self._run(self._check_member, endpoint)
+                    next_check = loop.time() + self.watch_liveness_interval
+                try:
+                    item = await asyncio.wait_for(queue.get(), next_check - loop.time())
+                except TimeoutError:
                     continue
                 if isinstance(item, HubError):
                     raise item
