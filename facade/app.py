@@ -18,8 +18,8 @@ from facade.settings import HubSettings, load_settings
 def create_app(settings: HubSettings | None = None, *, backend: Backend | None = None) -> FastAPI:
     """Build the hub's app; settings come from the environment unless given.
 
-    ``backend`` injects an already constructed (not yet opened) backend instead of the
-    configured one.
+    ``backend`` injects an already opened backend instead of the configured one; the
+    caller keeps ownership and closes it.
     """
     settings = settings or load_settings()
     hub = Hub(settings, backend)

@@ -22,6 +22,8 @@ class Hub:
 
     def __init__(self, settings: HubSettings, backend: Backend | None = None) -> None:
         self.settings = settings
+        # An injected backend is the caller's: already opened, and closed by the caller.
+        self.owns_backend = backend is None
         self.backend = backend or create_backend(settings.backend, **settings.backend_options())
         self.view = StateView(self.backend)
         self.catalog = CatalogIndex()
@@ -38,11 +40,12 @@ class Hub:
     async def start(self) -> None:
         """Open the backend and sync the view; an unreachable backend is retried later."""
         opened = True
-        try:
-            await self.backend.open()
-        except BackendUnavailable as exc:
-            opened = False
-            log.error("backend %s unreachable at start-up: %s", self.backend.name, exc)
+        if self.owns_backend:
+            try:
+                await self.backend.open()
+            except BackendUnavailable as exc:
+                opened = False
+                log.error("backend %s unreachable at start-up: %s", self.backend.name, exc)
         await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
         if not self.view.synced:
             log.error("started without a backend sync; serving nothing until it returns")
@@ -50,7 +53,8 @@ class Hub:
     async def stop(self) -> None:
         """Stop following the backend and close it."""
         await self.view.stop()
-        await self.backend.close()
+        if self.owns_backend:
+            await self.backend.close()
 
     async def health(self) -> dict[str, Any]:
         """The hub's own health: backend reachable, view revision, stale or not."""
