@@ -3,14 +3,16 @@
 Prints, from one run on this machine (everything on 127.0.0.1):
 
 * propagation delay: ``POST /services/register`` on replica A until the instance is in
-  replica B's discovery answer (p50/p99), beside etcd itself: a gateway put until a
-  gateway range read on another connection returns it;
-* discovery throughput and latency: the same load loop and concurrency against
-  ``GET /services/discover/{name}`` on the hub and against etcd's gateway range read of
-  the same service prefix, with the hub/etcd ratio.
+  replica B's answer (p50/p99), beside etcd itself: a gateway put until a gateway range
+  read on another connection returns it;
+* discovery throughput and latency: wrk (a separate process, same connections and
+  duration) against ``GET /services/discover/{name}`` on the hub and against etcd's
+  gateway range read (``POST /v3/kv/range``) of the same service's catalog prefix, with
+  the hub/etcd ratios.
 
-Run: ``.venv/bin/python bench/etcd_propagation.py [--registrations N] [--requests N]
-[--concurrency N]``. It starts and stops its own etcd member and hub processes (by PID).
+    python -m bench.etcd_propagation [--registrations 200] [--connections 1 16] [--seconds 10]
+
+It starts and stops its own etcd member and hub processes (by PID).
 """
 
 from __future__ import annotations
@@ -18,21 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import statistics
-import sys
+import json
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-# The fixtures that start real etcd members and hub processes live with the tests.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench.common import percentile, run_wrk
 from tests.etcd_cluster import EtcdCluster
-from tests.integration.hub_process import HubProcess, registration
+from tests.processes import HubProcess
 
 SERVICE = "bench"
 
@@ -41,25 +40,26 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+def registration(name: str, port: int) -> dict[str, Any]:
+    return {"name": name, "host": "127.0.0.1", "port": port}
 
 
 def describe(label: str, seconds: list[float]) -> str:
     ms = [s * 1000 for s in seconds]
     return (
-        f"{label:<34} n={len(ms):<6} p50={percentile(ms, 0.5):8.3f} ms "
-        f"p99={percentile(ms, 0.99):8.3f} ms  max={max(ms):8.3f} ms"
+        f"{label:<44} n={len(ms):<5} p50 {percentile(ms, 50):7.3f} ms  "
+        f"p99 {percentile(ms, 99):7.3f} ms  max {max(ms):7.3f} ms"
     )
 
 
 async def hub_propagation(http: httpx.AsyncClient, a: str, b: str, count: int) -> list[float]:
+    """Register on A, then read B until the instance is there; the whole span each time."""
     delays: list[float] = []
     for i in range(count):
-        body = registration("propagation", 20000 + i)
         started = time.perf_counter()
-        answer = await http.post(f"{a}/services/register", json=body)
+        answer = await http.post(
+            f"{a}/services/register", json=registration("propagation", 20000 + i)
+        )
         answer.raise_for_status()
         wanted = answer.json()["instance_id"]
         for _ in range(100_000):
@@ -77,6 +77,7 @@ async def hub_propagation(http: httpx.AsyncClient, a: str, b: str, count: int) -
 async def etcd_propagation(
     writer: httpx.AsyncClient, reader: httpx.AsyncClient, gateway: str, prefix: str, count: int
 ) -> list[float]:
+    """A gateway put, then gateway range reads on another connection until it is there."""
     delays: list[float] = []
     for i in range(count):
         key = _b64(f"{prefix}propagation/{i}")
@@ -93,106 +94,86 @@ async def etcd_propagation(
     return delays
 
 
-async def load(
-    request: Callable[[], Awaitable[httpx.Response]], total: int, concurrency: int
-) -> tuple[float, list[float]]:
-    """``total`` requests from ``concurrency`` loops; (requests/s, latencies)."""
-    latencies: list[float] = []
-    remaining = total
-
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            started = time.perf_counter()
-            answer = await request()
-            latencies.append(time.perf_counter() - started)
-            if answer.status_code != 200:
-                raise RuntimeError(f"{answer.status_code}: {answer.text[:200]}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return total / (time.perf_counter() - started), latencies
-
-
-async def run(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    etcd = EtcdCluster(work / "etcd", size=1).start()
-    namespace = f"bench-{uuid.uuid4().hex[:8]}"
-    hubs = [
-        HubProcess(work, etcd_endpoints=etcd.endpoints, namespace=namespace, name=name)
-        for name in ("a", "b")
-    ]
-    try:
-        for hub in hubs:
-            hub.start()
-        a, b = (hub.url for hub in hubs)
-        gateway = etcd.endpoints[0]
-        limits = httpx.Limits(max_connections=args.concurrency + 4)
-        async with (
-            httpx.AsyncClient(timeout=10, limits=limits) as http,
-            httpx.AsyncClient(timeout=10, limits=limits) as other,
-        ):
-            for i in range(args.instances):
-                answer = await http.post(
-                    f"{a}/services/register", json=registration(SERVICE, 10000 + i)
-                )
-                answer.raise_for_status()
-            print(f"etcd 3.5 (1 member) + 2 hub replicas on 127.0.0.1, namespace {namespace}")
-            print("\n== propagation: register on A -> visible on B ==")
-            hub_delays = await hub_propagation(http, a, b, args.registrations)
-            etcd_delays = await etcd_propagation(
-                http, other, gateway, f"/{namespace}/bench-raw/", args.registrations
-            )
-            print(describe("hub A -> hub B", hub_delays))
-            print(describe("etcd gateway put -> range", etcd_delays))
-            p50_ratio = statistics.median(hub_delays) / statistics.median(etcd_delays)
-            p99_ratio = percentile(hub_delays, 0.99) / percentile(etcd_delays, 0.99)
-            print(f"ratio hub/etcd p50 {p50_ratio:.2f}, p99 {p99_ratio:.2f}")
-
-            print(
-                f"\n== discovery of one service ({args.instances} instances): "
-                f"{args.requests} requests, concurrency {args.concurrency} =="
-            )
-            prefix = f"/{namespace}/catalog/{SERVICE}/"
-            range_body = {
-                "key": _b64(prefix),
-                "range_end": _b64(prefix[:-1] + chr(ord(prefix[-1]) + 1)),
-            }
-
-            def hub_request() -> Awaitable[httpx.Response]:
-                return http.get(f"{b}/services/discover/{SERVICE}")
-
-            def etcd_request() -> Awaitable[httpx.Response]:
-                return http.post(f"{gateway}/v3/kv/range", json=range_body)
-
-            await load(hub_request, 200, args.concurrency)  # warm-up
-            await load(etcd_request, 200, args.concurrency)
-            hub_rate, hub_lat = await load(hub_request, args.requests, args.concurrency)
-            etcd_rate, etcd_lat = await load(etcd_request, args.requests, args.concurrency)
-            print(describe(f"hub discover ({hub_rate:,.0f} req/s)", hub_lat))
-            print(describe(f"etcd gateway range ({etcd_rate:,.0f} req/s)", etcd_lat))
-            print(
-                f"ratio hub/etcd throughput {hub_rate / etcd_rate:.2f}, "
-                f"p50 latency {statistics.median(hub_lat) / statistics.median(etcd_lat):.2f}"
-            )
-            print(
-                "(one load process on the same 2-core machine as etcd and the hubs: "
-                "figures include the client's own cost)"
-            )
-    finally:
-        for hub in hubs:
-            hub.stop()
-        etcd.stop()
+async def propagation(a: str, b: str, gateway: str, namespace: str, count: int) -> None:
+    async with httpx.AsyncClient(timeout=10) as http, httpx.AsyncClient(timeout=10) as other:
+        hub_delays = await hub_propagation(http, a, b, count)
+        etcd_delays = await etcd_propagation(http, other, gateway, f"/{namespace}/raw/", count)
+    print(describe("hub: register on A -> visible on B", hub_delays))
+    print(describe("etcd: gateway put -> gateway range", etcd_delays))
+    p50 = percentile(hub_delays, 50) / percentile(etcd_delays, 50)
+    p99 = percentile(hub_delays, 99) / percentile(etcd_delays, 99)
+    print(f"{'ratio hub / etcd':<44} p50 {p50:.2f}x  p99 {p99:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registrations", type=int, default=200)
-    parser.add_argument("--instances", type=int, default=10)
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--instances", type=int, default=3)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        etcd = EtcdCluster(work / "etcd", size=1).start()
+        namespace = f"bench-{uuid.uuid4().hex[:8]}"
+        env = {
+            "HUB_BACKEND": "etcd",
+            "HUB_ETCD_ENDPOINTS": ",".join(etcd.endpoints),
+            "HUB_ETCD_NAMESPACE": namespace,
+            "HUB_LOG_LEVEL": "warning",
+        }
+        hubs = [HubProcess(work / name, env=env) for name in ("a", "b")]
+        try:
+            for hub in hubs:
+                hub.start()
+            a, b = (hub.url for hub in hubs)
+            gateway = etcd.endpoints[0]
+            with httpx.Client(timeout=10) as client:
+                for n in range(args.instances):
+                    client.post(
+                        f"{a}/services/register", json=registration(SERVICE, 10_000 + n)
+                    ).raise_for_status()
+            print("etcd 3.5.1, 1 member; 2 hub replicas (A, B) on it; all on 127.0.0.1")
+            print(f"\n== propagation, {args.registrations} registrations one after another ==")
+            asyncio.run(propagation(a, b, gateway, namespace, args.registrations))
+
+            prefix = f"/{namespace}/catalog/{SERVICE}/"
+            range_body = json.dumps(
+                {"key": _b64(prefix), "range_end": _b64(prefix[:-1] + chr(ord(prefix[-1]) + 1))}
+            )
+            hub_path = [f"/services/discover/{SERVICE}"]
+            print(f"\n== discovery of one service with {args.instances} instances, wrk ==")
+            run_wrk("warm-up", b, hub_path, connections=4, seconds=2)
+            run_wrk(
+                "warm-up", gateway, ["/v3/kv/range"], connections=4, seconds=2, json_body=range_body
+            )
+            for conns in args.connections:
+                hub_run = run_wrk(
+                    f"hub GET /services/discover/{SERVICE}, c={conns}",
+                    b,
+                    hub_path,
+                    connections=conns,
+                    seconds=args.seconds,
+                )
+                etcd_run = run_wrk(
+                    f"etcd POST /v3/kv/range (same prefix), c={conns}",
+                    gateway,
+                    ["/v3/kv/range"],
+                    connections=conns,
+                    seconds=args.seconds,
+                    json_body=range_body,
+                )
+                print(hub_run.line())
+                print(etcd_run.line())
+                print(
+                    f"{'ratio hub / etcd':<44} throughput {hub_run.rps / etcd_run.rps:.2f}x  "
+                    f"p50 {hub_run.p50_ms / etcd_run.p50_ms:.2f}x  "
+                    f"p99 {hub_run.p99_ms / etcd_run.p99_ms:.2f}x"
+                )
+        finally:
+            for hub in hubs:
+                hub.stop()
+            etcd.stop()
 
 
 if __name__ == "__main__":

@@ -75,15 +75,11 @@ def etcd_backend_factory(etcd_server: EtcdCluster) -> Iterator[BackendFactory]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """A failed test's report shows the log tails of the etcd members and hubs running."""
-    from tests.integration.hub_process import live_hubs
-
+    """A failed test's report shows the log tail of every etcd member still running."""
     report = yield
     if report.failed:
         for cluster in live_clusters():
             report.sections.append(("etcd log tail", cluster.log_tails()))
-        for hub in live_hubs():
-            report.sections.append((f"hub {hub.name} log tail", hub.log_tail()))
     return report
 
 

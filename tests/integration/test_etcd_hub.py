@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.etcd_cluster import EtcdCluster, EtcdMember
-from tests.integration.hub_process import HubProcess, registration
+from tests.processes import HubProcess
 
 pytestmark = pytest.mark.slow
 
@@ -27,23 +27,25 @@ HubFactory = Callable[..., HubProcess]
 
 
 @pytest.fixture
-def start_hub(tmp_path: Path) -> Iterator[HubFactory]:
-    """Starts hub processes (stopped by PID afterwards); one namespace per test."""
+def start_hub(
+    tmp_path: Path, hub_processes: Callable[..., HubProcess]
+) -> Callable[..., HubProcess]:
+    """Starts hub processes on etcd (stopped by PID afterwards); one namespace per test."""
     namespace = f"it-{uuid.uuid4().hex}"
-    started: list[HubProcess] = []
 
-    def start(
-        endpoints: list[str], name: str = "hub", *, wait: bool = True, **env: str
-    ) -> HubProcess:
-        hub = HubProcess(
-            tmp_path, etcd_endpoints=endpoints, namespace=namespace, name=name, extra_env=env
+    def start(endpoints: list[str], name: str, *, wait: bool = True, **env: str) -> HubProcess:
+        hub = hub_processes(
+            workdir=tmp_path / name,
+            env={
+                "HUB_BACKEND": "etcd",
+                "HUB_ETCD_ENDPOINTS": ",".join(endpoints),
+                "HUB_ETCD_NAMESPACE": namespace,
+                **env,
+            },
         )
-        started.append(hub)
         return hub.start(wait=wait)
 
-    yield start
-    for hub in started:
-        hub.stop()
+    return start
 
 
 @pytest.fixture
@@ -69,6 +71,10 @@ async def poll(
         await asyncio.sleep(interval)
         answer = await fetch()
     raise AssertionError(f"condition not reached; last answer {answer.status_code}: {answer.text}")
+
+
+def registration(name: str, port: int, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "host": "127.0.0.1", "port": port, **fields}
 
 
 def instance_ids(answer: httpx.Response) -> set[str]:
