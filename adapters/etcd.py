@@ -133,6 +133,7 @@ class EtcdBackend(Backend):
         write_timeout: float = 1.5,
         watch_liveness_interval: float = 1.0,
         watch_idle_timeout: float = 60.0,
+        range_page_size: int = 2000,
         max_workers: int = 16,
     ) -> None:
         """
@@ -147,6 +148,7 @@ class EtcdBackend(Backend):
                 member answers and has a leader; if not, the watch ends.
             watch_idle_timeout: a watch stream silent this long is reopened even if the
                 member answers (etcd without progress notifications).
+            range_page_size: keys per request when reading a prefix.
             max_workers: threads for concurrent requests.
         """
         if isinstance(endpoints, str):
@@ -168,6 +170,7 @@ class EtcdBackend(Backend):
         self.write_timeout = write_timeout
         self.watch_liveness_interval = watch_liveness_interval
         self.watch_idle_timeout = watch_idle_timeout
+        self.range_page_size = range_page_size
         self.max_workers = max_workers
         self._endpoints: list[_Endpoint] = []
         self._session: requests.Session | None = None
@@ -344,16 +347,31 @@ class EtcdBackend(Backend):
         return await self._run(self._range_sync, full)
 
     def _range_sync(self, full: str) -> Snapshot:
-        body: dict[str, Any] = {"key": _b64(full), "range_end": _b64(prefix_end(full))}
+        """A consistent read of a prefix, in pages of ``range_page_size`` keys.
+
+        Later pages are pinned to the first page's revision, so the result is one
+        snapshot however many requests it takes (and no answer exceeds gRPC's size limit).
+        """
+        body: dict[str, Any] = {
+            "key": _b64(full),
+            "range_end": _b64(prefix_end(full)),
+            "limit": str(self.range_page_size),
+        }
         try:
             answer = self._call("/kv/range", body, False)
         except (BackendTimeout, NoQuorum):
             # No leader to confirm a linearizable read: serve this member's local copy
             # (possibly behind) rather than nothing, so a starting hub still sees data.
-            answer = self._call("/kv/range", {**body, "serializable": True}, False)
-        return Snapshot(
-            items=[self._kv(kv) for kv in answer.get("kvs") or []], revision=_revision(answer)
-        )
+            body["serializable"] = True
+            answer = self._call("/kv/range", body, False)
+        revision = _revision(answer)
+        raw_items: list[dict[str, Any]] = list(answer.get("kvs") or [])
+        while answer.get("more") and raw_items:
+            after_last = _unb64(raw_items[-1].get("key")) + b"\0"
+            body.update(key=_b64_bytes(after_last), revision=str(revision))
+            answer = self._call("/kv/range", body, False)
+            raw_items.extend(answer.get("kvs") or [])
+        return Snapshot(items=[self._kv(kv) for kv in raw_items], revision=revision)
 
     async def put(
         self,

@@ -146,6 +146,14 @@ class EtcdMember:
         answer: dict[str, Any] = _http_json(f"{self.client_url}/v3/maintenance/status", {})
         return answer
 
+    def wait_leaderless(self, tries: int = 100) -> None:
+        """Wait until this member itself reports that it has no leader (bounded)."""
+        for _ in range(tries):
+            if not int(self.status().get("leader", 0)):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"etcd member {self.name} still reports a leader")
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

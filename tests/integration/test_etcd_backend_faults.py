@@ -12,7 +12,7 @@ import pytest
 from adapters import EventType, WatchEvent
 from adapters.etcd import EtcdBackend
 from shared.errors import BackendUnavailable, NoQuorum
-from tests.etcd_cluster import EtcdCluster, EtcdMember
+from tests.etcd_cluster import EtcdCluster
 
 pytestmark = pytest.mark.slow
 
@@ -43,14 +43,6 @@ async def eventually(attempt: Callable[[], Awaitable[T]], *, tries: int = 60) ->
         except BackendUnavailable:
             await asyncio.sleep(0.25)
     return await attempt()
-
-
-async def wait_leaderless(member: EtcdMember, tries: int = 100) -> None:
-    for _ in range(tries):
-        if not int(member.status().get("leader", 0)):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{member.name} still reports a leader")
 
 
 async def next_key_event(watch: AsyncIterator[WatchEvent]) -> WatchEvent:
@@ -107,7 +99,7 @@ async def test_quorum_loss_fails_writes_serves_reads_and_recovers(
         cluster.kill(member)
     # Until the survivor notices (an election timeout), a write may still be proposed and
     # applied later; once it knows it has no leader, nothing is proposed at all.
-    await wait_leaderless(survivor)
+    survivor.wait_leaderless()
     with pytest.raises(NoQuorum) as raised:
         await backend.put("q/new", b"never")
     assert "no quorum" in str(raised.value)

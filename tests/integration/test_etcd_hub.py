@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.etcd_cluster import EtcdCluster, EtcdMember
+from tests.etcd_cluster import EtcdCluster
 from tests.processes import HubProcess
 
 pytestmark = pytest.mark.slow
@@ -81,14 +81,6 @@ def instance_ids(answer: httpx.Response) -> set[str]:
     if answer.status_code != 200:
         return set()
     return {e["instance_id"] for e in answer.json()["endpoints"]}
-
-
-async def wait_leaderless(member: EtcdMember, tries: int = 100) -> None:
-    for _ in range(tries):
-        if not int(member.status().get("leader", 0)):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{member.name} still reports a leader")
 
 
 async def test_two_replicas_share_registrations_and_deletions(
@@ -245,7 +237,7 @@ async def test_quorum_loss_serves_stale_reads_refuses_writes_and_recovers(
         survivor, *lost = cluster.members
         for member in lost:
             cluster.kill(member)
-        await wait_leaderless(survivor)
+        survivor.wait_leaderless()
         stale = await poll(
             lambda: http.get(f"{a.url}/services/discover/risk"),
             lambda r: r.status_code == 200 and r.json()["stale"] is True,
