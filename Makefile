@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench bench-etcd clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.discovery
+
+bench-etcd: $(STAMP)
+	$(BIN)/python -m bench.etcd_propagation
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache hub-data

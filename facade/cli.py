@@ -21,6 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", help="port (HUB_PORT, default 7000)")
     run.add_argument("--backend", help="embedded | etcd | consul (HUB_BACKEND)")
     run.add_argument("--data-dir", help="embedded backend directory (HUB_DATA_DIR)")
+    run.add_argument("--etcd-endpoints", help="etcd URLs, comma-separated (HUB_ETCD_ENDPOINTS)")
+    run.add_argument("--etcd-namespace", help="etcd key namespace (HUB_ETCD_NAMESPACE)")
     run.add_argument("--log-level", help="debug | info | warning | error (HUB_LOG_LEVEL)")
     run.add_argument(
         "--dev",
@@ -109,6 +111,8 @@ def _run(args: argparse.Namespace) -> int:
             port=args.port,
             backend=args.backend,
             data_dir=args.data_dir,
+            etcd_endpoints=args.etcd_endpoints,
+            etcd_namespace=args.etcd_namespace,
             log_level=args.log_level,
             dev=args.dev,
         )

@@ -16,6 +16,10 @@ import httpx
 
 from tests.conftest import free_port
 
+TEST_ADMIN_TOKEN = "test-admin-" + secrets.token_urlsafe(32)
+"""The admin token every test hub process accepts (so replicas share one)."""
+ADMIN_HEADERS = {"authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
+
 
 class HubProcess:
     """One ``central-hub run`` process on 127.0.0.1 with its log kept in a file."""
@@ -32,7 +36,7 @@ class HubProcess:
         self.workdir = workdir
         self.port = port or free_port()
         if admin_token == "generate":
-            admin_token = "test-admin-" + secrets.token_urlsafe(32)
+            admin_token = TEST_ADMIN_TOKEN
         self.admin_token = admin_token
         self.env = {k: v for k, v in os.environ.items() if k != "HUB_ADMIN_TOKEN"}
         self.env["HUB_LOG_LEVEL"] = "info"
