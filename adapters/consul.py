@@ -575,7 +575,7 @@ class ConsulBackend(Backend):
         old = await self._run(self._delete_sync, key, if_revision)
         if old is None:
             return None
-        return await self._deleted_revision(key, old, self._kv_state)
+        return await self._deleted_revision(key, old, lambda: self._kv_state)
 
     def _delete_sync(self, key: str, if_revision: int | None) -> int | None:
         """Delete ``key``; return the ModifyIndex it had, or None if it was absent."""
@@ -599,11 +599,13 @@ class ConsulBackend(Backend):
             log.debug("delete of %s raced another writer: %s", key, errors)
         raise BackendTimeout(f"key {key!r} kept changing; the delete gave up")
 
-    async def _deleted_revision(self, key: str, old_mod: int, state: dict[str, KeyValue]) -> int:
+    async def _deleted_revision(
+        self, key: str, old_mod: int, state: Callable[[], dict[str, KeyValue]]
+    ) -> int:
         """The revision of a delete, as the feed reported it (so events and returns agree)."""
 
         def gone() -> bool:
-            current = state.get(key)
+            current = state().get(key)
             return current is None or current.mod_revision != old_mod
 
         await self._wait_for(gone)
@@ -796,7 +798,7 @@ class ConsulBackend(Backend):
             # Registered on the agent but never seen in the catalog: wait for the removal
             # to be visible and report the catalog's index.
             return max(self._catalog_index, self._kv_index)
-        return await self._deleted_revision(key, current.mod_revision, self._catalog_state)
+        return await self._deleted_revision(key, current.mod_revision, lambda: self._catalog_state)
 
     # -- feeds ----------------------------------------------------------------------
 
