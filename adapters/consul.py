@@ -278,6 +278,7 @@ class ConsulBackend(Backend):
         self._deleted: dict[str, tuple[int, int]] = {}
         self._catalog_dirty = asyncio.Event()
         self._lease_sessions: dict[int, str] = {}
+        self._live_leases: set[int] = set()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -293,7 +294,7 @@ class ConsulBackend(Backend):
         try:
             await self._run(self._call, lambda c: c.status.leader())
             kv_index, items = await self._run(self._kv_list, self.kv_prefix, None)
-            self._kv_state = {kv.key: kv for kv in items}
+            self._kv_state, self._live_leases = _split_internal(items)
             self._kv_index = kv_index
             await self._refresh_catalog(initial=True)
         except BaseException:
@@ -402,14 +403,16 @@ class ConsulBackend(Backend):
         )
 
     def _kv_list(self, prefix: str, index: int | None) -> tuple[int, list[KeyValue]]:
-        """Every key under ``prefix`` (blocking when ``index`` is given) and the answer's index."""
+        """Every key under ``prefix`` (blocking when ``index`` is given) and the answer's index.
+
+        Includes the backend's own keys under :data:`INTERNAL_DIR`; callers filter them.
+        """
 
         def list_keys(c: consul.Consul) -> tuple[int, list[KeyValue]]:
             raw_index, entries = c.kv.get(
                 prefix, recurse=True, index=index, wait=self.blocking_wait if index else None
             )
-            items = [self._entry_to_kv(e) for e in entries or []]
-            return int(raw_index), [kv for kv in items if not self._is_internal(kv.key)]
+            return int(raw_index), [self._entry_to_kv(e) for e in entries or []]
 
         return self._call(list_keys)
 
@@ -478,7 +481,7 @@ class ConsulBackend(Backend):
         # them, harmlessly), never older (which would lose changes).
         revision = await self.current_revision()
         _, items = await self._run(self._kv_list, self._full(prefix), None)
-        merged = {kv.key: kv for kv in items}
+        merged = {kv.key: kv for kv in items if not self._is_internal(kv.key)}
         for key, kv in self._catalog_state.items():
             if key.startswith(prefix):
                 merged[key] = kv
@@ -805,10 +808,11 @@ class ConsulBackend(Backend):
     async def _kv_feed(self) -> None:
         """Follow the KV prefix with blocking queries and journal the differences."""
         failures = 0
+        query_index = self._kv_index
         while not self._closed:
             try:
                 index, items = await self._run(
-                    self._kv_list, self.kv_prefix, self._kv_index or None, feed=True
+                    self._kv_list, self.kv_prefix, query_index or None, feed=True
                 )
             except BackendUnavailable as exc:
                 if self._closed:
@@ -825,14 +829,17 @@ class ConsulBackend(Backend):
                 continue
             failures = 0
             self._journal.error = None
-            if index < self._kv_index:
-                # Consul's documented rule: an index that goes backwards resets the query.
-                log.info("Consul KV index went backwards (%s < %s)", index, self._kv_index)
-            new_state = {kv.key: kv for kv in items}
+            # Consul's documented rules for blocking loops: an index that goes backwards
+            # resets the query to 0; an index must be at least 1 to block.
+            query_index = 0 if index < query_index else max(index, 1)
+            new_state, live_leases = _split_internal(items)
+            if self._live_leases - live_leases:
+                self._catalog_dirty.set()  # a lease ended: its instances go (see below)
+            self._live_leases = live_leases
             reached = max(index, self._kv_index)
             events = _diff(self._kv_state, new_state, reached, self._deleted)
             self._kv_state = new_state
-            self._kv_index = index if index > 0 else 1
+            self._kv_index = reached
             self._journal.append(events, reached)
 
     async def _catalog_trigger(self, which: str) -> None:
@@ -966,24 +973,20 @@ class ConsulBackend(Backend):
         service's ``hub-lease`` Meta and the lease's record under ``.consul/leases/``
         vanishes with its session; an instance whose lease record is gone is removed.
         """
-        leased = {
-            key: kv.lease
-            for key, kv in self._catalog_state.items()
-            if key.startswith(CATALOG_PREFIX) and kv.lease is not None
-        }
-        if not leased:
-            return
-
-        def alive(c: consul.Consul) -> set[int]:
-            _, keys = c.kv.get(self._full(f"{INTERNAL_DIR}leases/"), recurse=True, keys=True)
-            return {int(k.rsplit("/", 1)[1]) for k in keys or [] if k.rsplit("/", 1)[1]}
-
-        live = await self._run(self._call, alive)
+        live = self._live_leases
         for lease in set(self._lease_sessions) - live:
             del self._lease_sessions[lease]
-        for key, lease in leased.items():
-            if lease in live:
-                continue
+        ended = [
+            key
+            for key, kv in self._catalog_state.items()
+            if key.startswith(CATALOG_PREFIX)
+            and kv.lease is not None
+            and kv.lease not in live
+            # The lease was granted before the registration, so a KV answer at least as
+            # new as the registration that lacks its record proves it has ended.
+            and self._kv_index >= kv.mod_revision
+        ]
+        for key in ended:
             service, _, instance_id = key[len(CATALOG_PREFIX) :].partition("/")
 
             def deregister(c: consul.Consul, instance: str = instance_id) -> None:
@@ -1224,6 +1227,20 @@ def _diff(
         deleted.clear()
     events.sort(key=lambda e: (e.revision, e.type is EventType.DELETE, e.key))
     return events
+
+
+def _split_internal(items: list[KeyValue]) -> tuple[dict[str, KeyValue], set[int]]:
+    """The hub's keys by name, and the ids of live leases (from their records)."""
+    state: dict[str, KeyValue] = {}
+    leases: set[int] = set()
+    lease_dir = f"{INTERNAL_DIR}leases/"
+    for kv in items:
+        if kv.key.startswith(lease_dir):
+            with contextlib.suppress(ValueError):
+                leases.add(int(kv.key[len(lease_dir) :]))
+        elif not kv.key.startswith(INTERNAL_DIR):
+            state[kv.key] = kv
+    return state, leases
 
 
 def _check_revision(key: str, actual: int, expected: int | None) -> None:
