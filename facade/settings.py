@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BackendName = Literal["embedded", "etcd", "consul"]
@@ -34,6 +34,11 @@ class HubSettings(BaseSettings):
     view_start_timeout: float = Field(
         10.0, gt=0, le=600, description="How long start-up waits for the first backend sync."
     )
+    consul_address: str = Field(
+        "http://127.0.0.1:8500", min_length=1, description="Consul agent HTTP address."
+    )
+    consul_token: SecretStr | None = Field(None, description="Consul ACL token, if ACLs are on.")
+    consul_datacenter: str | None = Field(None, description="Consul datacenter (agent's own).")
     default_ttl: int | None = Field(
         None, ge=1, le=86_400, description="TTL for registrations that give none (None: none)."
     )
@@ -42,6 +47,13 @@ class HubSettings(BaseSettings):
         """Constructor keyword arguments for the configured backend."""
         if self.backend == "embedded":
             return {"data_dir": self.data_dir}
+        if self.backend == "consul":
+            token = self.consul_token.get_secret_value() if self.consul_token else None
+            return {
+                "address": self.consul_address,
+                "token": token,
+                "datacenter": self.consul_datacenter,
+            }
         return {}
 
 
