@@ -34,6 +34,11 @@ class HubSettings(BaseSettings):
     view_start_timeout: float = Field(
         10.0, gt=0, le=600, description="How long start-up waits for the first backend sync."
     )
+    consul_address: str = Field(
+        "http://127.0.0.1:8500", min_length=1, description="Consul agent HTTP address."
+    )
+    consul_token: SecretStr | None = Field(None, description="Consul ACL token, if ACLs are on.")
+    consul_datacenter: str | None = Field(None, description="Consul datacenter (agent's own).")
     default_ttl: int | None = Field(
         None, ge=1, le=86_400, description="TTL for registrations that give none (None: none)."
     )
@@ -113,6 +118,13 @@ class HubSettings(BaseSettings):
                 "connect_timeout": self.etcd_connect_timeout,
                 "read_timeout": self.etcd_read_timeout,
                 "write_timeout": self.etcd_write_timeout,
+            }
+        if self.backend == "consul":
+            token = self.consul_token.get_secret_value() if self.consul_token else None
+            return {
+                "address": self.consul_address,
+                "token": token,
+                "datacenter": self.consul_datacenter,
             }
         return {}
 
