@@ -1,0 +1,48 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from adapters import Backend
+from facade.errors import BodySizeLimit, install_error_handlers
+from facade.routers import hub as hub_routes
+from facade.routers import services
+from facade.runtime import Hub
+from facade.settings import HubSettings, load_settings
+
+
+def create_app(settings: HubSettings | None = None, *, backend: Backend | None = None) -> FastAPI:
+    """Build the hub's app; settings come from the environment unless given.
+
+    ``backend`` injects an already opened backend instead of the configured one; the
+    caller keeps ownership and closes it.
+    """
+    settings = settings or load_settings()
+    hub = Hub(settings, backend)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(
+        title="Central Hub",
+        version="0.1.0",
+        description="Service registration, health and tenant-aware discovery. "
+        "The hub coordinates; callers call the endpoints it returns directly.",
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(hub_routes.router)
+    app.include_router(services.router)
+    return app

@@ -1,0 +1,341 @@
+"""The in-memory service catalog, kept by the view from ``catalog/`` and ``health/`` keys.
+
+Everything the discovery hot path needs is precomputed here when the catalog changes
+(candidate endpoints, public JSON), so a discovery request does a dict lookup and one
+endpoint selection.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from adapters import EventType, KeyValue, WatchEvent
+from adapters.base import CATALOG_PREFIX
+from shared.tenancy import minimum_tier
+
+log = logging.getLogger("central_hub.catalog")
+
+HEALTH_PREFIX = "health/"
+STATUSES = ("healthy", "degraded", "critical")
+
+
+def health_key(service: str, instance_id: str) -> str:
+    """Key of an instance's latest health result."""
+    return f"{HEALTH_PREFIX}{service}/{instance_id}"
+
+
+def endpoint_url(protocol: str, host: str, port: int) -> str:
+    """The URL callers use to reach an instance directly."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{protocol}://{shown}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One registered instance, as stored in its catalog record."""
+
+    instance_id: str
+    service_name: str
+    host: str
+    port: int
+    protocol: str = "http"
+    health_endpoint: str = "/health"
+    tenant_capable: bool = True
+    subscription_requirements: tuple[str, ...] | None = None
+    resource_tier: str = "basic"
+    weight: int = 1
+    version: str | None = None
+    tags: tuple[str, ...] = ()
+    meta: dict[str, str] = field(default_factory=dict)
+    ttl: int | None = None
+    registered_at: str = ""
+    load: float | None = None
+    lease: int | None = None
+    revision: int = 0
+
+    @property
+    def url(self) -> str:
+        """Where callers reach this instance."""
+        return endpoint_url(self.protocol, self.host, self.port)
+
+    def to_record(self) -> dict[str, Any]:
+        """The stored JSON form (the backend's catalog record)."""
+        return {
+            "instance_id": self.instance_id,
+            "service_name": self.service_name,
+            "host": self.host,
+            "port": self.port,
+            "protocol": self.protocol,
+            "health_endpoint": self.health_endpoint,
+            "tenant_capable": self.tenant_capable,
+            "subscription_requirements": (
+                list(self.subscription_requirements) if self.subscription_requirements else None
+            ),
+            "resource_tier": self.resource_tier,
+            "weight": self.weight,
+            "version": self.version,
+            "tags": list(self.tags),
+            "meta": dict(self.meta),
+            "ttl": self.ttl,
+            "registered_at": self.registered_at,
+            "load": self.load,
+            "lease": self.lease,
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any], *, revision: int = 0) -> Instance:
+        """Parse a stored record; missing optional fields take safe defaults."""
+        reqs = data.get("subscription_requirements")
+        return cls(
+            instance_id=str(data["instance_id"]),
+            service_name=str(data["service_name"]),
+            host=str(data["host"]),
+            port=int(data["port"]),
+            protocol=str(data.get("protocol") or "http"),
+            health_endpoint=str(data.get("health_endpoint") or "/health"),
+            tenant_capable=bool(data.get("tenant_capable", True)),
+            subscription_requirements=tuple(reqs) if reqs else None,
+            resource_tier=str(data.get("resource_tier") or "basic"),
+            weight=int(data.get("weight") or 1),
+            version=data.get("version"),
+            tags=tuple(data.get("tags") or ()),
+            meta=dict(data.get("meta") or {}),
+            ttl=data.get("ttl"),
+            registered_at=str(data.get("registered_at") or ""),
+            load=data.get("load"),
+            lease=data.get("lease"),
+            revision=revision,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An endpoint discovery may recommend, with what selection needs."""
+
+    instance: Instance
+    status: str
+    confidence: float
+
+    @property
+    def url(self) -> str:
+        """The instance's URL."""
+        return self.instance.url
+
+
+class ServiceState:
+    """One service: its instances, their health, and precomputed answers."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.instances: dict[str, Instance] = {}
+        self.health: dict[str, dict[str, Any]] = {}
+        self._public: dict[str, Any] | None = None
+        self._candidates: tuple[list[Candidate], bool] | None = None
+        self._discovery: dict[str, Any] | None = None
+
+    def invalidate(self) -> None:
+        """Drop precomputed answers after a change."""
+        self._public = None
+        self._candidates = None
+        self._discovery = None
+
+    def _newest(self) -> Instance | None:
+        return max(self.instances.values(), key=lambda i: i.revision, default=None)
+
+    @property
+    def subscription_requirements(self) -> tuple[str, ...] | None:
+        """Tier requirements, from the most recently registered instance."""
+        newest = self._newest()
+        return newest.subscription_requirements if newest else None
+
+    def status_of(self, instance_id: str) -> str:
+        """An instance's health status; registered instances count as healthy until checked."""
+        status = self.health.get(instance_id, {}).get("status", "healthy")
+        return status if status in STATUSES else "critical"
+
+    def candidates(self) -> tuple[list[Candidate], bool]:
+        """Healthy endpoints, or degraded ones when none is healthy (flag True)."""
+        if self._candidates is None:
+            by_status: dict[str, list[Candidate]] = {"healthy": [], "degraded": []}
+            for inst in sorted(self.instances.values(), key=lambda i: i.instance_id):
+                status = self.status_of(inst.instance_id)
+                if status in by_status:
+                    score = 1.0 if status == "healthy" else 0.5
+                    by_status[status].append(Candidate(inst, status, score))
+            if by_status["healthy"]:
+                self._candidates = (by_status["healthy"], False)
+            else:
+                self._candidates = (by_status["degraded"], bool(by_status["degraded"]))
+        return self._candidates
+
+    def discovery_body(self) -> dict[str, Any]:
+        """The part of a discovery answer that only changes with the catalog."""
+        if self._discovery is None:
+            candidates, degraded = self.candidates()
+            self._discovery = {
+                "service_name": self.name,
+                "all_healthy_endpoints": [c.url for c in candidates],
+                "confidence": {c.url: c.confidence for c in candidates},
+                "connection_type": "direct_call",
+                "endpoints": [
+                    {
+                        "instance_id": c.instance.instance_id,
+                        "url": c.url,
+                        "host": c.instance.host,
+                        "port": c.instance.port,
+                        "weight": c.instance.weight,
+                        "status": c.status,
+                        "confidence": c.confidence,
+                    }
+                    for c in candidates
+                ],
+                "degraded_fallback": degraded,
+            }
+        return self._discovery
+
+    def public(self) -> dict[str, Any]:
+        """The service as API answers show it."""
+        if self._public is None:
+            newest = self._newest()
+            reqs = newest.subscription_requirements if newest else None
+            instances = [
+                self._public_instance(i)
+                for i in sorted(self.instances.values(), key=lambda i: i.instance_id)
+            ]
+            self._public = {
+                "name": self.name,
+                "tenant_capable": newest.tenant_capable if newest else True,
+                "subscription_requirements": list(reqs) if reqs else None,
+                "minimum_tier": minimum_tier(reqs),
+                "resource_tier": newest.resource_tier if newest else "basic",
+                "instances": instances,
+                "healthy_instances": sum(1 for i in instances if i["status"] == "healthy"),
+            }
+        return self._public
+
+    def _public_instance(self, inst: Instance) -> dict[str, Any]:
+        return {
+            "instance_id": inst.instance_id,
+            "service_name": inst.service_name,
+            "host": inst.host,
+            "port": inst.port,
+            "protocol": inst.protocol,
+            "url": inst.url,
+            "health_endpoint": inst.health_endpoint,
+            "weight": inst.weight,
+            "version": inst.version,
+            "tags": list(inst.tags),
+            "meta": inst.meta,
+            "status": self.status_of(inst.instance_id),
+            "load": inst.load,
+            "ttl": inst.ttl,
+            "registered_at": inst.registered_at,
+        }
+
+
+class CatalogIndex:
+    """Services by name, maintained from view events under ``catalog/`` and ``health/``."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, ServiceState] = {}
+
+    def reset(self, items: dict[str, KeyValue]) -> None:
+        """Rebuild from a snapshot (both prefixes arrive through separate listeners)."""
+        for key, kv in items.items():
+            self._put(key, kv.value, kv.mod_revision)
+
+    def reset_prefix(self, prefix: str, items: dict[str, KeyValue]) -> None:
+        """Forget everything under one prefix, then load ``items``."""
+        for state in self.services.values():
+            if prefix == CATALOG_PREFIX:
+                state.instances.clear()
+            else:
+                state.health.clear()
+            state.invalidate()
+        self.reset(items)
+        self._drop_empty()
+
+    def apply(self, event: WatchEvent, previous: KeyValue | None) -> None:
+        """Apply one change."""
+        if event.type is EventType.PUT:
+            self._put(event.key, event.value or b"", event.revision)
+        else:
+            self._delete(event.key)
+        self._drop_empty()
+
+    def get(self, name: str) -> ServiceState | None:
+        """One service, if it has instances."""
+        return self.services.get(name)
+
+    def instance_count(self) -> int:
+        """How many instances the catalog holds."""
+        return sum(len(s.instances) for s in self.services.values())
+
+    def _split(self, key: str) -> tuple[str, str, str] | None:
+        for prefix in (CATALOG_PREFIX, HEALTH_PREFIX):
+            if key.startswith(prefix):
+                service, _, instance_id = key[len(prefix) :].partition("/")
+                if service and instance_id:
+                    return prefix, service, instance_id
+        return None
+
+    def _put(self, key: str, value: bytes, revision: int) -> None:
+        parts = self._split(key)
+        if parts is None:
+            return
+        prefix, service, instance_id = parts
+        try:
+            data = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            log.warning("ignoring unreadable record at %s", key)
+            return
+        state = self.services.setdefault(service, ServiceState(service))
+        if prefix == CATALOG_PREFIX:
+            try:
+                state.instances[instance_id] = Instance.from_record(data, revision=revision)
+            except (KeyError, TypeError, ValueError):
+                log.warning("ignoring malformed instance record at %s", key)
+        elif isinstance(data, dict):
+            state.health[instance_id] = data
+        state.invalidate()
+
+    def _delete(self, key: str) -> None:
+        parts = self._split(key)
+        if parts is None:
+            return
+        prefix, service, instance_id = parts
+        state = self.services.get(service)
+        if state is None:
+            return
+        if prefix == CATALOG_PREFIX:
+            state.instances.pop(instance_id, None)
+        else:
+            state.health.pop(instance_id, None)
+        state.invalidate()
+
+    def _drop_empty(self) -> None:
+        for name in [n for n, s in self.services.items() if not s.instances and not s.health]:
+            del self.services[name]
+
+
+class _PrefixListener:
+    """Adapts :class:`CatalogIndex` to one view prefix."""
+
+    def __init__(self, index: CatalogIndex, prefix: str) -> None:
+        self.index = index
+        self.prefix = prefix
+
+    def reset(self, items: dict[str, KeyValue]) -> None:
+        self.index.reset_prefix(self.prefix, items)
+
+    def apply(self, event: WatchEvent, previous: KeyValue | None) -> None:
+        self.index.apply(event, previous)
+
+
+def catalog_listeners(index: CatalogIndex) -> list[tuple[str, _PrefixListener]]:
+    """The (prefix, listener) pairs that keep ``index`` current."""
+    return [(p, _PrefixListener(index, p)) for p in (CATALOG_PREFIX, HEALTH_PREFIX)]

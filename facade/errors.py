@@ -1,0 +1,155 @@
+"""Where hub errors become HTTP answers: one status table, one error shape.
+
+Every error the hub answers is ``{"error": {"code", "message", "details"}}`` with a 4xx
+or 5xx status taken from :data:`STATUS_BY_ERROR` (most specific class wins).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facade.responses import json_response
+from shared import errors as e
+
+log = logging.getLogger("central_hub.errors")
+
+STATUS_BY_ERROR: dict[type[e.HubError], int] = {
+    e.InvalidRequest: 422,
+    e.MalformedJSON: 400,
+    e.PayloadTooLarge: 413,
+    e.Unauthorized: 401,
+    e.Forbidden: 403,
+    e.BackendPermissionDenied: 502,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.PreconditionFailed: 412,
+    e.RateLimited: 429,
+    e.BackendUnavailable: 503,
+    e.RevisionCompacted: 503,
+    e.HubError: 500,
+}
+
+_CODE_BY_HTTP_STATUS = {
+    400: "bad_request",
+    401: e.Unauthorized.code,
+    403: e.Forbidden.code,
+    404: e.NotFound.code,
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: e.PayloadTooLarge.code,
+    415: "unsupported_media_type",
+}
+
+
+def status_for_class(error_class: type[e.HubError]) -> int:
+    """The HTTP status of a hub error class (its nearest ancestor in the table)."""
+    for cls in error_class.__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def status_for(error: e.HubError) -> int:
+    """The HTTP status of a hub error."""
+    return status_for_class(type(error))
+
+
+def error_response(error: e.HubError) -> Any:
+    """The standard error answer for ``error``."""
+    headers = {}
+    retry_after = error.details.get("retry_after")
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(float(retry_after))))
+    return json_response(error.to_payload(), status_code=status_for(error), headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> tuple[e.HubError, list[dict[str, Any]]]:
+    problems: list[dict[str, Any]] = []
+    malformed = False
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            malformed = True
+        problems.append(
+            {
+                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
+                "problem": err.get("msg", "invalid"),
+                "type": err.get("type", "invalid"),
+            }
+        )
+    if malformed:
+        return e.MalformedJSON("the request body is not valid JSON"), problems
+    return e.InvalidRequest("the request failed validation"), problems
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception through the one error shape."""
+
+    @app.exception_handler(e.HubError)
+    async def hub_error(request: Request, exc: e.HubError) -> Any:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Any:
+        error, problems = _validation_details(exc)
+        error.details = {"errors": problems}
+        return error_response(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        code = _CODE_BY_HTTP_STATUS.get(exc.status_code, "http_error")
+        body = {"error": {"code": code, "message": str(exc.detail), "details": {}}}
+        return json_response(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(e.HubError("internal error; the hub's log has the details"))
+
+
+class BodySizeLimit:
+    """Refuses request bodies over ``max_bytes`` with a 413 before a handler reads them.
+
+    Checks ``Content-Length`` up front and counts streamed chunks for chunked uploads.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = e.PayloadTooLarge(
+            f"the request body exceeds {self.max_bytes} bytes",
+            details={"max_bytes": self.max_bytes},
+        )
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0 or declared > self.max_bytes:
+                    await error_response(too_large)(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            # Raised as an HTTPException because FastAPI re-raises those from body parsing
+            # (anything else would become a generic 400).
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise StarletteHTTPException(413, detail=too_large.message)
+            return message
+
+        await self.app(scope, limited_receive, send)

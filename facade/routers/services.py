@@ -1,0 +1,121 @@
+"""Registration and discovery endpoints: parse, call the domain service, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query
+
+from facade.context import HubDep, TenantDep
+from facade.errors import status_for_class
+from facade.models import (
+    INSTANCE_ID_PATTERN,
+    SERVICE_NAME_PATTERN,
+    DiscoveryOut,
+    Heartbeat,
+    RegistrationResult,
+    ServiceDetailOut,
+    ServiceListOut,
+    ServiceRegistration,
+)
+from facade.responses import JSONBytesResponse, json_response
+from shared import errors
+
+router = APIRouter(prefix="/services", tags=["services"])
+
+ServiceNamePath = Annotated[
+    str, Path(pattern=SERVICE_NAME_PATTERN, description="Service name (DNS-label-like).")
+]
+InstanceIdPath = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN)]
+LegacyMode = Annotated[
+    bool, Query(description="Ignore tenant context and list every service (spec legacy).")
+]
+
+
+def _error_doc(*classes: type[errors.HubError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the errors a route answers, grouped by status."""
+    docs: dict[int | str, dict[str, Any]] = {}
+    for cls in classes:
+        entry = docs.setdefault(status_for_class(cls), {"description": ""})
+        entry["description"] = ", ".join(filter(None, [entry["description"], cls.code]))
+    return docs
+
+
+def _read(body: dict[str, Any], stale: bool) -> JSONBytesResponse:
+    return json_response(body, headers={"X-Hub-Stale": "true"} if stale else None)
+
+
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=RegistrationResult,
+    responses={200: {"description": "The same instance re-registered (idempotent)."}},
+)
+async def register_service(reg: ServiceRegistration, hub: HubDep) -> JSONBytesResponse:
+    """Register (or refresh) one instance of a service."""
+    result = await hub.registry.register(reg)
+    return json_response(result, status_code=201 if result["created"] else 200)
+
+
+@router.get("/", response_model=ServiceListOut)
+async def list_services(
+    hub: HubDep, ctx: TenantDep, legacy_mode: LegacyMode = False
+) -> JSONBytesResponse:
+    """Services the caller's tenant context may use; all of them without context."""
+    answer = hub.discovery.list_services(ctx, legacy_mode=legacy_mode)
+    return _read(answer, answer["stale"])
+
+
+@router.post("/discover", response_model=ServiceListOut)
+async def discover_services(hub: HubDep, ctx: TenantDep) -> JSONBytesResponse:
+    """The gateway flow: services available to the tenant context in the headers."""
+    answer = hub.discovery.list_services(ctx, legacy_mode=False)
+    return _read(answer, answer["stale"])
+
+
+@router.get(
+    "/discover/{name}",
+    response_model=DiscoveryOut,
+    responses=_error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
+)
+async def discover_service(name: ServiceNamePath, hub: HubDep, ctx: TenantDep) -> JSONBytesResponse:
+    """Where to call ``name`` directly: the recommended endpoint and every healthy one."""
+    answer = hub.discovery.discover(name, ctx)
+    return _read(answer, answer["stale"])
+
+
+@router.get(
+    "/{name}",
+    response_model=ServiceDetailOut,
+    responses=_error_doc(errors.ServiceNotFound),
+)
+async def get_service(name: ServiceNamePath, hub: HubDep) -> JSONBytesResponse:
+    """One service and all of its instances."""
+    answer = hub.discovery.describe(name)
+    return _read(answer, answer["stale"])
+
+
+@router.delete(
+    "/{name}/instances/{instance_id}",
+    responses=_error_doc(errors.InstanceNotFound),
+)
+async def deregister_instance(
+    name: ServiceNamePath, instance_id: InstanceIdPath, hub: HubDep
+) -> JSONBytesResponse:
+    """Remove one instance from the catalog now."""
+    return json_response(await hub.registry.deregister(name, instance_id))
+
+
+@router.put(
+    "/{name}/instances/{instance_id}/heartbeat",
+    responses=_error_doc(errors.InstanceNotFound),
+)
+async def heartbeat(
+    name: ServiceNamePath,
+    instance_id: InstanceIdPath,
+    hub: HubDep,
+    beat: Annotated[Heartbeat | None, Body()] = None,
+) -> JSONBytesResponse:
+    """Renew the instance's TTL; optionally report its load."""
+    result = await hub.registry.heartbeat(name, instance_id, beat or Heartbeat())
+    return json_response(result)

@@ -1,0 +1,87 @@
+"""The running hub: backend, view and domain services, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from adapters import Backend, create_backend
+from facade.catalog import CatalogIndex, catalog_listeners
+from facade.discovery import DiscoveryService
+from facade.registry import RegistryService
+from facade.settings import HubSettings
+from facade.view import StateView
+from shared.errors import BackendUnavailable, HubError
+
+log = logging.getLogger("central_hub")
+
+
+class Hub:
+    """Everything one hub process runs; routers reach it through ``app.state.hub``."""
+
+    def __init__(self, settings: HubSettings, backend: Backend | None = None) -> None:
+        self.settings = settings
+        # An injected backend is the caller's: already opened, and closed by the caller.
+        self.owns_backend = backend is None
+        self.backend = backend or create_backend(settings.backend, **settings.backend_options())
+        self.view = StateView(self.backend)
+        self.catalog = CatalogIndex()
+        for prefix, listener in catalog_listeners(self.catalog):
+            self.view.add_listener(prefix, listener)
+        self.registry = RegistryService(
+            self.backend,
+            self.view,
+            default_ttl=settings.default_ttl,
+            visibility_timeout=settings.write_visibility_timeout,
+        )
+        self.discovery = DiscoveryService(self.view, self.catalog)
+
+    async def start(self) -> None:
+        """Open the backend and sync the view; an unreachable backend is retried later."""
+        opened = True
+        if self.owns_backend:
+            try:
+                await self.backend.open()
+            except BackendUnavailable as exc:
+                opened = False
+                log.error("backend %s unreachable at start-up: %s", self.backend.name, exc)
+        await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
+        if not self.view.synced:
+            log.error("started without a backend sync; serving nothing until it returns")
+
+    async def stop(self) -> None:
+        """Stop following the backend and close it."""
+        await self.view.stop()
+        if self.owns_backend:
+            await self.backend.close()
+
+    async def health(self) -> dict[str, Any]:
+        """The hub's own health: backend reachable, view revision, stale or not."""
+        reachable = True
+        error: str | None = None
+        try:
+            await asyncio.wait_for(self.backend.current_revision(), 2.0)
+        except (HubError, TimeoutError) as exc:
+            reachable = False
+            error = str(exc) or type(exc).__name__
+        if not self.view.synced or (not reachable and self.view.stale):
+            status = "unhealthy" if not self.view.synced else "degraded"
+        elif self.view.stale or not reachable:
+            status = "degraded"
+        else:
+            status = "healthy"
+        backend = self.backend.describe() | {"reachable": reachable}
+        if error:
+            backend["error"] = error
+        return {
+            "status": status,
+            "backend": backend,
+            "view": {
+                "revision": self.view.revision,
+                "synced": self.view.synced,
+                "stale": self.view.stale,
+                "services": len(self.catalog.services),
+                "instances": self.catalog.instance_count(),
+            },
+        }

@@ -1,0 +1,68 @@
+"""The hub's one settings object: environment (``HUB_*``), then CLI flags on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BackendName = Literal["embedded", "etcd", "consul"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class HubSettings(BaseSettings):
+    """Everything an operator can configure. Built in ``create_app``, never at import."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="forbid", validate_default=True)
+
+    host: str = Field("127.0.0.1", min_length=1, description="Address to bind.")
+    port: int = Field(7000, ge=1, le=65535, description="TCP port to bind.")
+    backend: BackendName = Field("embedded", description="State backend kind.")
+    data_dir: Path = Field(Path("hub-data"), description="Embedded backend's directory.")
+    log_level: LogLevel = Field("info", description="Log level of the hub process.")
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest accepted request body."
+    )
+    write_visibility_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="How long a write waits for the local view to catch up (read-your-writes).",
+    )
+    view_start_timeout: float = Field(
+        10.0, gt=0, le=600, description="How long start-up waits for the first backend sync."
+    )
+    default_ttl: int | None = Field(
+        None, ge=1, le=86_400, description="TTL for registrations that give none (None: none)."
+    )
+
+    def backend_options(self) -> dict[str, Any]:
+        """Constructor keyword arguments for the configured backend."""
+        if self.backend == "embedded":
+            return {"data_dir": self.data_dir}
+        return {}
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; ``str()`` is one line naming it."""
+
+
+def load_settings(**overrides: Any) -> HubSettings:
+    """Settings from the environment with ``overrides`` (e.g. CLI flags) on top.
+
+    Raises SettingsError with one line naming the first bad setting.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return HubSettings(**clean)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        value = first.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        raise SettingsError(
+            f"invalid setting {name} (HUB_{name.upper()} / --{name.replace('_', '-')}){shown}: "
+            f"{first['msg']}"
+        ) from None

@@ -1,0 +1,44 @@
+"""Fixtures for the API suite: the real hub app over each backend kind, in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from facade import HubSettings, create_app
+from facade.runtime import Hub
+from tests.conftest import BackendFactory
+
+
+@dataclass
+class RunningHub:
+    """A started hub app and an HTTP client speaking to it over ASGI."""
+
+    app: FastAPI
+    hub: Hub
+    client: httpx.AsyncClient
+
+
+@pytest.fixture
+async def running_hub(backend_factory: BackendFactory, tmp_path: Path) -> AsyncIterator[RunningHub]:
+    """A started hub over a fresh backend of the parametrized kind."""
+    backend = await backend_factory()
+    settings = HubSettings(data_dir=tmp_path / "unused", max_body_bytes=16_384)
+    app = create_app(settings, backend=backend)
+    hub: Hub = app.state.hub
+    await hub.start()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as client:
+        yield RunningHub(app=app, hub=hub, client=client)
+    await hub.stop()
+
+
+@pytest.fixture
+def api(running_hub: RunningHub) -> httpx.AsyncClient:
+    """The HTTP client of :func:`running_hub`."""
+    return running_hub.client
