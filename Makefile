@@ -32,7 +32,7 @@ proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
 
 bench: $(STAMP)
-	$(BIN)/python bench/discovery.py
+	$(BIN)/python -m bench.discovery
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache hub-data
