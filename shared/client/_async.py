@@ -159,18 +159,14 @@ class AsyncHubClient:
         Runs until the consumer stops iterating or its task is cancelled. While the hub
         is unreachable it keeps retrying with backoff.
         """
-        index: int | None = None
-        failures = 0
+        watch = self.core.config_watch(tenant_id, wait, tenant)
         while True:
             try:
-                snapshot = await self.get_config(tenant_id, index=index, wait=wait, tenant=tenant)
+                snapshot = await self.execute(watch.next_call())
             except HubUnavailable:
-                failures += 1
-                await self._sleep(self.core.retry.delay(min(failures, 6), self.core.rng))
+                await self._sleep(watch.backoff())
                 continue
-            failures = 0
-            if index is None or snapshot.version != index:
-                index = snapshot.version
+            if watch.accept(snapshot):
                 yield snapshot
 
     async def stream_config(

@@ -239,6 +239,48 @@ class DiscoveryCache:
             self._entries.clear()
 
 
+class ConfigWatch:
+    """The state of one long-polling config subscription, shared by both clients.
+
+    Each round asks for :meth:`next_call`; an answer goes to :meth:`accept` (which says
+    whether it is a new version to hand out), a failure to reach the hub to
+    :meth:`backoff` (which says how long to wait before the next round).
+    """
+
+    def __init__(
+        self,
+        core: ClientCore,
+        tenant_id: str,
+        wait: float,
+        tenant: TenantContext | None,
+    ) -> None:
+        self.core = core
+        self.tenant_id = tenant_id
+        self.wait = wait
+        self.tenant = tenant
+        self.index: int | None = None
+        self.failures = 0
+
+    def next_call(self) -> Call[ConfigSnapshot]:
+        """The next request: a plain read first, then long polls past the last version."""
+        return self.core.get_config(
+            self.tenant_id, index=self.index, wait=self.wait, tenant=self.tenant
+        )
+
+    def accept(self, snapshot: ConfigSnapshot) -> bool:
+        """Record an answer; true when it is a version the subscriber has not seen."""
+        self.failures = 0
+        if self.index is not None and snapshot.version == self.index:
+            return False  # the long poll timed out without a change
+        self.index = snapshot.version
+        return True
+
+    def backoff(self) -> float:
+        """Seconds to wait after the hub could not be reached (grows, then stays capped)."""
+        self.failures += 1
+        return self.core.retry.delay(min(self.failures, 6), self.core.rng)
+
+
 class ClientCore:
     """Builds calls, parses answers and decides retries for both hub clients.
 
@@ -444,6 +486,12 @@ class ClientCore:
             # The hub holds a long poll open up to ``wait``; allow for that plus slack.
             timeout=(wait or 30) + 10 if index is not None else None,
         )
+
+    def config_watch(
+        self, tenant_id: str, wait: float, tenant: TenantContext | None = None
+    ) -> ConfigWatch:
+        """A new long-polling subscription to a tenant's config."""
+        return ConfigWatch(self, tenant_id, wait, tenant)
 
     def watch_config_path(self, tenant_id: str) -> str:
         """Path of the server-sent-events stream of a tenant's config."""

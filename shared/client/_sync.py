@@ -164,18 +164,14 @@ class HubClient:
         seconds). While the hub is unreachable it keeps retrying with backoff.
         """
         stop = stop or threading.Event()
-        index: int | None = None
-        failures = 0
+        watch = self.core.config_watch(tenant_id, wait, tenant)
         while not stop.is_set():
             try:
-                snapshot = self.get_config(tenant_id, index=index, wait=wait, tenant=tenant)
+                snapshot = self.execute(watch.next_call())
             except HubUnavailable:
-                failures += 1
-                stop.wait(self.core.retry.delay(min(failures, 6), self.core.rng))
+                stop.wait(watch.backoff())
                 continue
-            failures = 0
-            if index is None or snapshot.version != index:
-                index = snapshot.version
+            if watch.accept(snapshot):
                 yield snapshot
 
     def stream_config(

@@ -93,3 +93,19 @@ def test_long_poll_gets_a_timeout_longer_than_its_wait() -> None:
     assert call.params == {"index": "4", "wait": "20s"}
     assert call.timeout is not None
     assert call.timeout > 20
+
+
+def test_config_watch_hands_out_each_version_once() -> None:
+    core = ClientCore(retry=RetryPolicy(base_delay=0.1, max_delay=1.0))
+    watch = core.config_watch("company_abc", wait=25)
+    assert watch.next_call().params is None  # first a plain read
+    assert watch.accept(ClientCore.parse_config({"version": 3, "config": {}}, "company_abc"))
+    assert watch.next_call().params == {"index": "3", "wait": "25s"}
+    same = ClientCore.parse_config({"version": 3}, "company_abc")
+    assert not watch.accept(same)  # the long poll ran out without a change
+    assert watch.accept(ClientCore.parse_config({"version": 4}, "company_abc"))
+    delays = [watch.backoff() for _ in range(10)]
+    assert all(0 < d <= 1.0 for d in delays)
+    assert watch.failures == 10
+    watch.accept(ClientCore.parse_config({"version": 5}, "company_abc"))
+    assert watch.failures == 0
