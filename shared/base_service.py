@@ -99,6 +99,7 @@ class ServiceConfig:
     hub_token: str | None = None
     protocol: str = "http"
     health_endpoint: str = "/health"
+    metrics_endpoint: str = "/metrics"
     tenant_capable: bool = True
     subscription_requirements: tuple[str, ...] | None = None
     resource_tier: str = "basic"
@@ -448,16 +449,27 @@ class BaseService:
     # -- FastAPI integration -------------------------------------------------------------
 
     def install(self, app: FastAPI) -> None:
-        """Add the health route and a middleware that binds each request's tenant context
-        (and a correlation id) for logs and hub calls, and times requests."""
-        from fastapi.responses import JSONResponse
+        """Add the health and Prometheus metrics routes, and a middleware that binds each
+        request's tenant context (and a correlation id) for logs and hub calls and times
+        requests."""
+        from fastapi.responses import JSONResponse, PlainTextResponse
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         async def health_route() -> JSONResponse:
             body = self.health()
             return JSONResponse(body, status_code=503 if self.state == "draining" else 200)
 
+        async def metrics_route() -> PlainTextResponse:
+            # The tracker's registry: the process-wide one unless the service injected its own.
+            return PlainTextResponse(
+                generate_latest(self.tracker.registry), media_type=CONTENT_TYPE_LATEST
+            )
+
         app.add_api_route(
             self.config.health_endpoint, health_route, methods=["GET"], include_in_schema=False
+        )
+        app.add_api_route(
+            self.config.metrics_endpoint, metrics_route, methods=["GET"], include_in_schema=False
         )
 
         @app.middleware("http")

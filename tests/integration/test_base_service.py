@@ -172,6 +172,9 @@ async def test_health_route_and_tenant_middleware(hub_app: FastAPI) -> None:
         echoed = await http.get("/whoami/u2", headers={"x-correlation-id": "req_456"})
         assert echoed.headers["x-correlation-id"] == "req_456"
         assert service.tracker.stats("GET /whoami/{user}").count == 2
+        metrics = await http.get("/metrics")
+        assert 'operation="GET /whoami/{user}"' in metrics.text
+        assert metrics.headers["content-type"].startswith("text/plain")
 
         await service.begin_shutdown()
         draining = await http.get("/health")
