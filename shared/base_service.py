@@ -278,9 +278,12 @@ class BaseService:
         if self.state == "draining" or self._deregistered:
             return
         self.state = "draining"
-        for task in list(self._tasks):
-            if task.get_name() in {"registration", "config"}:
-                task.cancel()
+        # Stop heartbeats and re-registration first, and wait for them, so no register
+        # call of ours can land at the hub after the deregistration below.
+        stopping = [t for t in self._tasks if t.get_name() in {"registration", "config"}]
+        for task in stopping:
+            task.cancel()
+        await asyncio.gather(*stopping, return_exceptions=True)
         await self._deregister()
         if self.config.drain_seconds > 0:
             await asyncio.sleep(self.config.drain_seconds)

@@ -48,9 +48,16 @@ class AsyncHubClient:
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
         service_name: str | None = None,
+        cache_ttl: float = 0.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.core = ClientCore(tenant=tenant, token=token, retry=retry, service_name=service_name)
+        self.core = ClientCore(
+            tenant=tenant,
+            token=token,
+            retry=retry,
+            service_name=service_name,
+            cache_ttl=cache_ttl,
+        )
         self._owns_http = http_client is None
         self.http = http_client or httpx.AsyncClient(
             base_url=base_url, timeout=timeout, transport=transport
@@ -75,6 +82,9 @@ class AsyncHubClient:
 
     async def execute(self, call: Call[T]) -> T:
         """Send one call with the retry policy; parse the answer or raise a HubError."""
+        cached = self.core.fresh_answer(call)
+        if cached is not None:
+            return cached
         attempt = 0
         while True:
             try:

@@ -213,23 +213,24 @@ def _seg(value: str) -> str:
 
 
 class DiscoveryCache:
-    """The last good answer per (query, tenant context); thread-safe, bounded."""
+    """The last good answer per (query, tenant context) with the (monotonic) time it
+    arrived; thread-safe, bounded (the oldest entry goes first)."""
 
     def __init__(self, max_entries: int = 1024) -> None:
         self.max_entries = max_entries
-        self._entries: dict[tuple[str, ...], Any] = {}
+        self._entries: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
-    def put(self, key: tuple[str, ...], value: Any) -> None:
+    def put(self, key: tuple[str, ...], value: Any, received_at: float) -> None:
         """Remember ``value`` as the newest answer for ``key``."""
         with self._lock:
             self._entries.pop(key, None)
-            self._entries[key] = value
+            self._entries[key] = (received_at, value)
             while len(self._entries) > self.max_entries:
                 self._entries.pop(next(iter(self._entries)))
 
-    def get(self, key: tuple[str, ...]) -> Any:
-        """The remembered answer for ``key``, or ``None``."""
+    def get(self, key: tuple[str, ...]) -> tuple[float, Any] | None:
+        """``(received_at, answer)`` remembered for ``key``, or ``None``."""
         with self._lock:
             return self._entries.get(key)
 
@@ -237,6 +238,15 @@ class DiscoveryCache:
         """Forget every answer."""
         with self._lock:
             self._entries.clear()
+
+
+def _mark_cached(value: Any, *, stale: bool) -> Any:
+    """A remembered answer, flagged as coming from the client's cache."""
+    if isinstance(value, Discovery):
+        return replace(value, stale=value.stale or stale, from_cache=True)
+    if isinstance(value, dict):
+        return {**value, "stale": bool(value.get("stale")) or stale, "from_cache": True}
+    return None
 
 
 class ConfigWatch:
@@ -291,7 +301,10 @@ class ClientCore:
         token: bearer token sent as ``Authorization``.
         retry: retry policy for every call.
         service_name: names the caller in the User-Agent.
-        clock: wall clock for cache timestamps.
+        cache_ttl: seconds a discovery answer is reused without asking the hub again
+            (0, the default: always ask; the answer is still kept for stale serving).
+        clock: wall clock for ``Discovery.fetched_at``.
+        monotonic: clock for cache ages.
     """
 
     def __init__(
@@ -301,13 +314,17 @@ class ClientCore:
         token: str | None = None,
         retry: RetryPolicy | None = None,
         service_name: str | None = None,
+        cache_ttl: float = 0.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self.tenant = tenant
         self.token = token
         self.retry = retry or RetryPolicy()
+        self.cache_ttl = cache_ttl
         self.clock = clock
+        self.monotonic = monotonic
         self.rng = rng or random.Random()
         self.cache = DiscoveryCache()
         self.user_agent = f"{USER_AGENT} ({service_name})" if service_name else USER_AGENT
@@ -623,7 +640,7 @@ class ClientCore:
         if response.is_success or (call.path == "/health" and response.status_code == 503):
             value = call.parse(response)
             if call.cache_key is not None:
-                self.cache.put(call.cache_key, value)
+                self.cache.put(call.cache_key, value, self.monotonic())
             return value
         if call.cache_key is not None and response.status_code in RETRYABLE_STATUSES:
             cached = self.stale_answer(call)
@@ -643,18 +660,25 @@ class ClientCore:
         error.details.setdefault("http_status", response.status_code)
         return error
 
+    def fresh_answer(self, call: Call[T]) -> T | None:
+        """A remembered answer younger than ``cache_ttl`` (no hub round trip), or ``None``."""
+        if self.cache_ttl <= 0 or call.cache_key is None:
+            return None
+        entry = self.cache.get(call.cache_key)
+        if entry is None or self.monotonic() - entry[0] > self.cache_ttl:
+            return None
+        fresh: T | None = _mark_cached(entry[1], stale=False)
+        return fresh
+
     def stale_answer(self, call: Call[T]) -> T | None:
         """The last good answer of a cacheable call, marked stale, or ``None``."""
         if call.cache_key is None:
             return None
-        cached = self.cache.get(call.cache_key)
-        if cached is None:
+        entry = self.cache.get(call.cache_key)
+        if entry is None:
             return None
-        if isinstance(cached, Discovery):
-            return replace(cached, stale=True, from_cache=True)  # type: ignore[return-value]
-        if isinstance(cached, dict):
-            return {**cached, "stale": True, "from_cache": True}  # type: ignore[return-value]
-        return None
+        stale: T | None = _mark_cached(entry[1], stale=True)
+        return stale
 
     def give_up(self, call: Call[T], exc: httpx.TransportError, attempts: int) -> T:
         """After the last failed attempt: the stale answer if there is one, else raise."""

@@ -39,6 +39,8 @@ class HubClient:
         transport: an ``httpx`` transport to send through (as ``httpx.Client`` takes).
         http_client: a ready ``httpx.Client`` to use instead (its base URL is kept).
         service_name: the calling service, for the User-Agent.
+        cache_ttl: seconds to reuse a discovery answer without asking the hub (0: ask
+            every time; answers are kept for stale serving either way).
         sleep: how to wait between retries (injectable for tests).
     """
 
@@ -53,9 +55,16 @@ class HubClient:
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
         service_name: str | None = None,
+        cache_ttl: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.core = ClientCore(tenant=tenant, token=token, retry=retry, service_name=service_name)
+        self.core = ClientCore(
+            tenant=tenant,
+            token=token,
+            retry=retry,
+            service_name=service_name,
+            cache_ttl=cache_ttl,
+        )
         self._owns_http = http_client is None
         self.http = http_client or httpx.Client(
             base_url=base_url, timeout=timeout, transport=transport
@@ -80,6 +89,9 @@ class HubClient:
 
     def execute(self, call: Call[T]) -> T:
         """Send one call with the retry policy; parse the answer or raise a HubError."""
+        cached = self.core.fresh_answer(call)
+        if cached is not None:
+            return cached
         attempt = 0
         while True:
             try:

@@ -21,6 +21,7 @@ from shared.errors import (
 )
 from shared.logs import log_context
 from shared.tenancy import TenantContext
+from tests.conftest import free_port
 from tests.processes import HubProcess
 
 HubFactory = Callable[..., HubProcess]
@@ -162,8 +163,8 @@ def test_last_good_discovery_is_served_stale_when_the_hub_is_gone(
 def test_retries_are_bounded_with_growing_jittered_backoff() -> None:
     delays: list[float] = []
     policy = RetryPolicy(attempts=4, base_delay=0.2, max_delay=0.5)
-    # a closed loopback port: every attempt is refused at connect time
-    client = HubClient("http://127.0.0.1:9", retry=policy, sleep=delays.append)
+    # a loopback port nothing listens on: every attempt is refused at connect time
+    client = HubClient(f"http://127.0.0.1:{free_port()}", retry=policy, sleep=delays.append)
     with client, pytest.raises(HubUnavailable) as err:
         client.health()
     assert err.value.details["attempts"] == 4
@@ -223,3 +224,28 @@ def test_expired_instance_heartbeat_says_register_again(client: HubClient) -> No
     with pytest.raises(NotFound) as expired:
         client.heartbeat("short-lived", reg.instance_id)
     assert expired.value.code in {"instance_not_found", "lease_not_found"}
+
+
+@pytest.mark.slow
+def test_cache_ttl_answers_discovery_without_a_round_trip(
+    client: HubClient, sent_headers: list[httpx.Headers]
+) -> None:
+    client.register("market-data", "127.0.0.1", 8001)
+    now = [1000.0]
+    client.core.cache_ttl = 30
+    client.core.monotonic = lambda: now[0]
+    sent_headers.clear()
+
+    first = client.discover("market-data", tenant=PRO)
+    second = client.discover("market-data", tenant=PRO)
+    assert len(sent_headers) == 1
+    assert not first.from_cache
+    assert second.from_cache
+    assert not second.stale
+    assert second.recommended_endpoint == first.recommended_endpoint
+
+    client.discover("market-data", tenant=FREE)  # another tenant: its own answer
+    assert len(sent_headers) == 2
+    now[0] += 31
+    assert not client.discover("market-data", tenant=PRO).from_cache
+    assert len(sent_headers) == 3

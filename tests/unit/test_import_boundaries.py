@@ -12,7 +12,10 @@ REPO = Path(__file__).resolve().parents[2]
 # Setting sys.modules[name] = None makes any import of ``name`` raise ImportError.
 PROBE = """
 import sys
-for blocked in ("facade", "adapters", "fastapi", "uvicorn", "starlette", "pydantic_settings"):
+blocked_modules = (
+    "facade", "adapters", "fastapi", "uvicorn", "starlette", "pydantic", "pydantic_settings"
+)
+for blocked in blocked_modules:
     sys.modules[blocked] = None
 import proto.common.base_pb2, proto.trading.signals_pb2, proto.business.user_management_pb2
 import proto.common.tick_data_pb2, proto.ml.predictions_pb2, proto.hub.registry_pb2
