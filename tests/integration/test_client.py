@@ -8,8 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from google.protobuf import json_format
 
 from facade import HubSettings, create_app
+from proto.hub import registry_pb2
 from shared.client import AsyncHubClient, HubClient, RetryPolicy
 from shared.errors import (
     HubUnavailable,
@@ -201,6 +203,12 @@ async def test_async_client_full_cycle(async_client: AsyncHubClient) -> None:
     found = await async_client.discover("ml-processing", tenant=enterprise)
     assert found.recommended_endpoint == "http://127.0.0.1:8020"
     assert found.confidence["http://127.0.0.1:8020"] > 0
+    # the hub's JSON answer is the proto DiscoveryAnswer of proto/hub/registry.proto
+    answer = json_format.ParseDict(
+        found.raw, registry_pb2.DiscoveryAnswer(), ignore_unknown_fields=True
+    )
+    assert answer.recommended_endpoint == found.recommended_endpoint
+    assert dict(answer.confidence) == found.confidence
     await async_client.heartbeat("ml-processing", reg.instance_id, load=0.9)
     health = await async_client.health()
     assert health["status"] in {"healthy", "degraded"}

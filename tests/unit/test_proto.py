@@ -309,3 +309,41 @@ process.stdout.write(Buffer.from(MessageEnvelope.encode(env).finish()).toString(
     assert batch.ticks[0].timestamp == BIG_INT64
     assert batch.ticks[0].bid == pytest.approx(1.0851)
     assert batch.ticks[0].symbol == "EURUSD"
+
+
+def test_hub_messages_match_the_hub_api_models() -> None:
+    """proto/hub/registry.proto mirrors the HTTP bodies: same field names, and a message
+    rendered as JSON is a body the hub accepts."""
+    from google.protobuf import json_format
+
+    from facade import models
+
+    reg_fields = set(registry_pb2.ServiceRegistration.DESCRIPTOR.fields_by_name)
+    assert reg_fields == set(models.ServiceRegistration.model_fields)
+    answer_fields = set(registry_pb2.DiscoveryAnswer.DESCRIPTOR.fields_by_name)
+    assert answer_fields <= set(models.DiscoveryOut.model_fields)
+    result_fields = set(registry_pb2.RegistrationResult.DESCRIPTOR.fields_by_name)
+    assert result_fields <= set(models.RegistrationResult.model_fields)
+    assert set(registry_pb2.Heartbeat.DESCRIPTOR.fields_by_name) - {"instance_id"} == set(
+        models.Heartbeat.model_fields
+    )
+
+    reg = registry_pb2.ServiceRegistration(
+        name="trading-engine",
+        host="10.1.2.3",
+        port=8007,
+        protocol="http",
+        health_endpoint="/health",
+        tenant_capable=True,
+        subscription_requirements=["pro", "enterprise"],
+        resource_tier="premium",
+        weight=2,
+        version="2.1.0",
+        tags=["trading"],
+        meta={"zone": "a"},
+        ttl=30,
+    )
+    body = json_format.MessageToDict(reg, preserving_proto_field_name=True)
+    parsed = models.ServiceRegistration.model_validate(body)
+    assert parsed.subscription_requirements == ["pro", "enterprise"]
+    assert parsed.ttl == 30
