@@ -49,7 +49,13 @@ from shared.client import AsyncHubClient, ConfigSnapshot, Registration, RetryPol
 from shared.config import environment_name, load_template, service_defaults
 from shared.error_dna import ErrorAnalysis, ErrorDNA
 from shared.errors import HubError, InvalidRequest, NotFound
-from shared.logs import bind_tenant, new_correlation_id, reset_tenant, set_service_name
+from shared.logs import (
+    bind_tenant,
+    json_logging_configured,
+    new_correlation_id,
+    reset_tenant,
+    set_service_name,
+)
 from shared.performance import PerformanceTracker
 from shared.tenancy import HEADER_CORRELATION_ID, TenantContext
 
@@ -554,5 +560,8 @@ class BaseService:
             log_level=log_level,
             access_log=False,
             lifespan="on",
+            # With JSON logging configured, uvicorn's lines go through it too instead of
+            # uvicorn's own plain-text handlers.
+            log_config=None if json_logging_configured() else uvicorn.config.LOGGING_CONFIG,
         )
         GracefulServer(config).run()

@@ -192,6 +192,12 @@ def configure_logging(
     return logging.getLogger(service_name)
 
 
+def json_logging_configured(logger: logging.Logger | None = None) -> bool:
+    """Whether :func:`configure_logging` has installed its handler on ``logger`` (root)."""
+    target = logger if logger is not None else logging.getLogger()
+    return any(isinstance(handler, _OurHandler) for handler in target.handlers)
+
+
 def get_logger(name: str) -> logging.Logger:
     """A standard logger; with :func:`configure_logging` its lines are JSON with context."""
     return logging.getLogger(name)

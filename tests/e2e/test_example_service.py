@@ -8,6 +8,7 @@ serving.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -159,4 +160,12 @@ def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> 
     service.proc.wait(30)
     # uvicorn re-raises the signal it handled once it has shut down cleanly
     assert service.proc.returncode in (0, -signal.SIGTERM), service.log()
-    assert "deregistered from the hub" in service.log()
+    # every line the service wrote is a structured JSON log line naming the service
+    lines = [json.loads(line) for line in service.log().splitlines()]
+    assert {line["service"] for line in lines} == {SERVICE}
+    messages_logged = [line["message"] for line in lines]
+    assert "registered with the hub" in messages_logged
+    assert "deregistered from the hub" in messages_logged
+    rejected = next(line for line in lines if line["message"] == "order rejected")
+    assert rejected["tenant_id"] == "company_abc"
+    assert rejected["error_fingerprint"] == analysis["fingerprint"]
