@@ -743,13 +743,12 @@ class ErrorDNA:
         self.logger.warning(msg, *args, **kwargs)
 
     def error(self, msg: str, *args: Any, **kwargs: Any) -> ErrorAnalysis | None:
-        """Log at ERROR; when an exception is being handled, analyse it and log the result.
+        """Log at ERROR; with ``exc_info`` inside an ``except`` block, analyse the exception.
 
         The analysis (fingerprint, category, severity, suggested actions) is added to the
         log record's fields and returned.
         """
-        exc = sys.exc_info()[1] if kwargs.get("exc_info") or kwargs.get("_analyze") else None
-        kwargs.pop("_analyze", None)
+        exc = sys.exc_info()[1] if kwargs.get("exc_info") else None
         analysis = None
         if exc is not None:
             analysis = self.analyze_exception(exc, kwargs.get("extra"))

@@ -84,6 +84,9 @@ class Call(Generic[T]):
     idempotent: bool = True
     timeout: float | None = None
     cache_key: tuple[str, ...] | None = None
+    # Non-2xx statuses whose body is still the answer (the hub's health report is 503
+    # while it has never synced, and says why).
+    answer_statuses: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -592,7 +595,7 @@ class ClientCore:
 
     def health(self) -> Call[dict[str, Any]]:
         """``GET /health``: the hub's own health (503 answers still parse)."""
-        return Call("GET", "/health", _json_object)
+        return Call("GET", "/health", _json_object, answer_statuses=frozenset({503}))
 
     # -- sending decisions -------------------------------------------------------------
 
@@ -631,13 +634,15 @@ class ClientCore:
         """Seconds to wait before retrying after this answer, or ``None`` to use it."""
         if response.status_code not in RETRYABLE_STATUSES or not call.idempotent:
             return None
+        if response.status_code in call.answer_statuses:
+            return None
         if attempt + 1 >= self.retry.attempts:
             return None
         return self.retry.delay(attempt, self.rng)
 
     def result(self, call: Call[T], response: httpx.Response) -> T:
         """The parsed answer, remembered if cacheable; the hub's error raised as typed."""
-        if response.is_success or (call.path == "/health" and response.status_code == 503):
+        if response.is_success or response.status_code in call.answer_statuses:
             value = call.parse(response)
             if call.cache_key is not None:
                 self.cache.put(call.cache_key, value, self.monotonic())
