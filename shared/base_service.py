@@ -336,6 +336,7 @@ class BaseService:
     # -- background work -----------------------------------------------------------------
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` as a named background task that :meth:`stop` cancels."""
         task = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
@@ -343,6 +344,7 @@ class BaseService:
         return task
 
     async def _register_once(self) -> Registration:
+        """One registration call; records the hub's answer."""
         reg = await self.client.register(
             self.config.service_name,
             self.config.address,
@@ -388,6 +390,7 @@ class BaseService:
             return reg
 
     async def _registration_loop(self) -> None:
+        """Register, then heartbeat until cancelled, registering again when expired."""
         reg = await self._register_until_accepted()
         if reg is None:
             return
@@ -409,6 +412,7 @@ class BaseService:
                 self.logger.warning("heartbeat failed", extra={"error_code": exc.code})
 
     async def _config_loop(self, tenant_id: str) -> None:
+        """Follow a tenant's config and call :meth:`on_config_change` per new version."""
         while True:
             try:
                 async for snapshot in self.client.watch_config(
@@ -428,6 +432,7 @@ class BaseService:
                 await asyncio.sleep(self.config.register_max_delay)
 
     async def _deregister(self) -> None:
+        """Remove this instance from the hub once; failures only cost the TTL."""
         reg = self.registration
         if reg is None or self._deregistered:
             return
@@ -442,6 +447,7 @@ class BaseService:
             self.logger.warning("deregistration failed", extra={"error_code": exc.code})
 
     def _report_error(self, analysis: ErrorAnalysis) -> None:
+        """ErrorDNA reporter: send the analysis to the hub without blocking the caller."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -465,11 +471,13 @@ class BaseService:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         async def health_route() -> JSONResponse:
+            """The service's health; 503 while draining so probes agree."""
             body = self.health()
             return JSONResponse(body, status_code=503 if self.state == "draining" else 200)
 
         async def metrics_route() -> PlainTextResponse:
             # The tracker's registry: the process-wide one unless the service injected its own.
+            """Prometheus text exposition of the service's metrics."""
             return PlainTextResponse(
                 generate_latest(self.tracker.registry), media_type=CONTENT_TYPE_LATEST
             )
@@ -485,6 +493,7 @@ class BaseService:
         async def tenant_context_middleware(
             request: Request, call_next: Callable[[Request], Awaitable[Response]]
         ) -> Response:
+            """Bind the request's tenant context and correlation id; time the route."""
             ctx = TenantContext.from_headers(request.headers)
             if ctx.correlation_id is None:
                 ctx = replace(ctx, correlation_id=new_correlation_id())
@@ -511,6 +520,7 @@ class BaseService:
 
         @contextlib.asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            """The app's life span is the service's life cycle."""
             async with self.running():
                 yield
 
@@ -536,6 +546,7 @@ class BaseService:
             draining = False
 
             def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+                """First signal: deregister and drain, then exit; a second one exits now."""
                 loop = service._loop
                 if self.draining or loop is None or loop.is_closed():
                     super().handle_exit(sig, frame)
@@ -544,6 +555,7 @@ class BaseService:
                 loop.call_soon_threadsafe(lambda: loop.create_task(self._drain(sig, frame)))
 
             async def _drain(self, sig: int, frame: FrameType | None) -> None:
+                """Deregister and drain (bounded), then hand over to uvicorn's shutdown."""
                 try:
                     await asyncio.wait_for(
                         service.begin_shutdown(), timeout=service.config.drain_seconds + 10

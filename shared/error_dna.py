@@ -155,6 +155,7 @@ def _p(
     types: Iterable[str] = (),
     retryable: bool = False,
 ) -> ErrorPattern:
+    """Shorthand for a pattern of the built-in library."""
     return ErrorPattern(
         name=name,
         category=category,
@@ -535,10 +536,12 @@ class ErrorAnalysis:
 
 
 def _iso(ts: float) -> str:
+    """Seconds since the epoch as an RFC 3339 UTC string."""
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _json_safe(value: Any) -> Any:
+    """``value`` with anything JSON cannot hold replaced by its repr."""
     if isinstance(value, Mapping):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):

@@ -117,6 +117,7 @@ def context_fields() -> dict[str, Any]:
 
 
 def _json_default(value: Any) -> Any:
+    """JSON form of values json cannot encode itself."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, set | frozenset | tuple):

@@ -68,6 +68,7 @@ _HISTOGRAMS_LOCK = threading.Lock()
 
 
 def _histogram(registry: CollectorRegistry, name: str, buckets: tuple[float, ...]) -> Histogram:
+    """The histogram of that name in ``registry``, created on first use."""
     with _HISTOGRAMS_LOCK:
         per_registry = _HISTOGRAMS.setdefault(registry, {})
         histogram = per_registry.get(name)
@@ -127,6 +128,7 @@ class OperationStats:
         """JSON-ready form, durations in milliseconds (``None`` before any sample)."""
 
         def ms(value: float) -> float | None:
+            """Seconds as milliseconds, ``None`` for no value."""
             return None if math.isnan(value) else round(value * 1000, 4)
 
         return {
@@ -232,12 +234,14 @@ class PerformanceTracker:
         name: str | None = operation
 
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            """Wrap ``fn`` so every call is measured."""
             label = name or fn.__qualname__
             if inspect.iscoroutinefunction(fn):
                 async_fn = cast(Callable[P, Awaitable[Any]], fn)
 
                 @functools.wraps(fn)
                 async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                    """Await ``fn`` inside :meth:`measure`."""
                     with self.measure(label):
                         return await async_fn(*args, **kwargs)
 
@@ -245,6 +249,7 @@ class PerformanceTracker:
 
             @functools.wraps(fn)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                """Call ``fn`` inside :meth:`measure`."""
                 with self.measure(label):
                     return fn(*args, **kwargs)
 

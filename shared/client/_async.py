@@ -65,9 +65,11 @@ class AsyncHubClient:
         self._sleep = sleep
 
     async def __aenter__(self) -> AsyncHubClient:
+        """The client itself."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Close the connections."""
         await self.aclose()
 
     async def aclose(self) -> None:

@@ -53,6 +53,7 @@ class RetryPolicy:
     max_delay: float = 2.0
 
     def __post_init__(self) -> None:
+        """Refuse a policy that would never try."""
         if self.attempts < 1:
             raise ValueError("attempts must be at least 1")
 
@@ -194,6 +195,7 @@ class SSEDecoder:
 
 
 def _json(response: httpx.Response) -> Any:
+    """The body as JSON, or a HubError naming the status."""
     try:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -204,6 +206,7 @@ def _json(response: httpx.Response) -> Any:
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object, or a HubError."""
     body = _json(response)
     if not isinstance(body, dict):
         raise HubError("hub answered with JSON that is not an object")
@@ -354,6 +357,7 @@ class ClientCore:
 
     @staticmethod
     def _tenant_key(ctx: TenantContext | None) -> tuple[str, ...]:
+        """The part of a cache key that separates tenant contexts."""
         if ctx is None:
             return ("", "", "")
         return (ctx.tenant_id or "", ctx.tier or "", ctx.user_id or "")
@@ -365,6 +369,7 @@ class ClientCore:
         body = {k: v for k, v in registration.items() if v is not None}
 
         def parse(response: httpx.Response) -> Registration:
+            """The typed answer from the hub's JSON."""
             data = _json_object(response)
             return Registration(
                 instance_id=str(data["instance_id"]),
@@ -399,6 +404,7 @@ class ClientCore:
         """``GET /services/discover/{name}``, remembered for stale serving."""
 
         def parse(response: httpx.Response) -> Discovery:
+            """The typed answer from the hub's JSON."""
             data = _json_object(response)
             stale = bool(data.get("stale")) or response.headers.get(STALE_HEADER) == "true"
             return Discovery(
@@ -428,6 +434,7 @@ class ClientCore:
         """``GET /services/`` filtered by the tenant context, remembered for stale serving."""
 
         def parse(response: httpx.Response) -> dict[str, Any]:
+            """The typed answer from the hub's JSON."""
             data = _json_object(response)
             if response.headers.get(STALE_HEADER) == "true":
                 data["stale"] = True
@@ -453,6 +460,7 @@ class ClientCore:
         """``GET /services/{name}/endpoint``: one instance picked by the hub's balancer."""
 
         def parse(response: httpx.Response) -> Endpoint:
+            """The typed answer from the hub's JSON."""
             data = _json_object(response)
             load = data.get("load")
             return Endpoint(

@@ -72,9 +72,11 @@ class HubClient:
         self._sleep = sleep
 
     def __enter__(self) -> HubClient:
+        """The client itself."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Close the connections."""
         self.close()
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ def environment_name(explicit: str | None = None) -> str:
 
 @cache
 def _load(name: str) -> str:
+    """A template's text, read once from the installed package."""
     return resources.files(__name__).joinpath(f"{name}.json").read_text(encoding="utf-8")
 
 
