@@ -19,7 +19,7 @@ from shared.client import AsyncHubClient, HubClient, RetryPolicy
 from shared.errors import ServiceNotFound
 from shared.logs import current_tenant_context
 from tests.conftest import free_port
-from tests.processes import HubProcess
+from tests.processes import TEST_ADMIN_TOKEN, HubProcess
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
@@ -35,7 +35,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0
 
 @pytest.fixture
 async def hub_app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    app = create_app(HubSettings(data_dir=tmp_path / "hub"))
+    app = create_app(HubSettings(data_dir=tmp_path / "hub", admin_token=TEST_ADMIN_TOKEN))
     await app.state.hub.start()
     try:
         yield app
@@ -44,7 +44,9 @@ async def hub_app(tmp_path: Path) -> AsyncIterator[FastAPI]:
 
 
 def client_for(app: FastAPI) -> AsyncHubClient:
-    return AsyncHubClient("http://hub.test", transport=httpx.ASGITransport(app=app))
+    return AsyncHubClient(
+        "http://hub.test", transport=httpx.ASGITransport(app=app), token=TEST_ADMIN_TOKEN
+    )
 
 
 class PricingService(BaseService):
@@ -115,7 +117,9 @@ async def test_keeps_trying_until_the_hub_appears(tmp_path: Path) -> None:
     port = free_port()
     hub_url = f"http://127.0.0.1:{port}"
     service = PricingService(
-        pricing_config(hub_url=hub_url, hub_retry=RetryPolicy(attempts=1)),
+        pricing_config(
+            hub_url=hub_url, hub_token=TEST_ADMIN_TOKEN, hub_retry=RetryPolicy(attempts=1)
+        ),
         metrics_registry=CollectorRegistry(),
     )
     await service.start()
@@ -127,7 +131,7 @@ async def test_keeps_trying_until_the_hub_appears(tmp_path: Path) -> None:
     try:
         await asyncio.to_thread(hub.start)
         await service.wait_registered(30)
-        with HubClient(hub_url) as sync_client:
+        with HubClient(hub_url, token=TEST_ADMIN_TOKEN) as sync_client:
             assert sync_client.discover("pricing").all_healthy_endpoints == [
                 "http://127.0.0.1:9301"
             ]

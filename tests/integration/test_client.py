@@ -24,7 +24,7 @@ from shared.errors import (
 from shared.logs import log_context
 from shared.tenancy import TenantContext
 from tests.conftest import free_port
-from tests.processes import HubProcess
+from tests.processes import TEST_ADMIN_TOKEN, HubProcess
 
 HubFactory = Callable[..., HubProcess]
 
@@ -52,7 +52,10 @@ def client(hub: HubProcess, sent_headers: list[httpx.Headers]) -> Iterator[HubCl
     )
     delays: list[float] = []
     with HubClient(
-        http_client=http, service_name="trading-engine", sleep=delays.append
+        http_client=http,
+        service_name="trading-engine",
+        sleep=delays.append,
+        token=TEST_ADMIN_TOKEN,
     ) as hub_client:
         hub_client.recorded_delays = delays  # type: ignore[attr-defined]
         yield hub_client
@@ -125,11 +128,17 @@ def test_tenant_and_correlation_headers_are_propagated(
     client.discover("market-data", tenant=PRO)
     with log_context(TenantContext(tenant_id="from-context", correlation_id="req_456")):
         client.discover("market-data")
-    explicit, ambient = sent_headers
+        client.core.forward_ambient_tenant = True  # what a gateway's client does
+        client.discover("market-data")
+    explicit, correlated, ambient = sent_headers
     assert explicit["x-tenant-id"] == "company_abc"
     assert explicit["x-subscription-tier"] == "pro"
     assert explicit["x-user-id"] == "user123"
     assert len(explicit["x-correlation-id"]) == 32  # a fresh id when none is in context
+    # By default only the correlation id of the ambient context travels ...
+    assert "x-tenant-id" not in correlated
+    assert correlated["x-correlation-id"] == "req_456"
+    # ... and a gateway's client also forwards the tenant it acts for.
     assert ambient["x-tenant-id"] == "from-context"
     assert ambient["x-correlation-id"] == "req_456"
     assert "trading-engine" in explicit["user-agent"]
@@ -181,12 +190,12 @@ def test_retries_are_bounded_with_growing_jittered_backoff() -> None:
 
 @pytest.fixture
 async def async_client(tmp_path: Path) -> AsyncIterator[AsyncHubClient]:
-    app = create_app(HubSettings(data_dir=tmp_path / "data"))
+    app = create_app(HubSettings(data_dir=tmp_path / "data", admin_token=TEST_ADMIN_TOKEN))
     hub = app.state.hub
     await hub.start()
     try:
         async with AsyncHubClient(
-            "http://hub.test", transport=httpx.ASGITransport(app=app)
+            "http://hub.test", transport=httpx.ASGITransport(app=app), token=TEST_ADMIN_TOKEN
         ) as client:
             yield client
     finally:
