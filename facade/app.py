@@ -9,8 +9,9 @@ from fastapi import FastAPI
 
 from adapters import Backend
 from facade.errors import BodySizeLimit, install_error_handlers
+from facade.routers import config as config_routes
 from facade.routers import hub as hub_routes
-from facade.routers import services
+from facade.routers import monitoring, services, tenants
 from facade.runtime import Hub
 from facade.settings import HubSettings, load_settings
 
@@ -45,4 +46,7 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(hub_routes.router)
     app.include_router(services.router)
+    app.include_router(tenants.router)
+    app.include_router(config_routes.router)
+    app.include_router(monitoring.router)
     return app

@@ -6,12 +6,18 @@ import asyncio
 import logging
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from adapters import Backend, create_backend
 from facade.catalog import CatalogIndex, catalog_listeners
+from facade.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
 from facade.discovery import DiscoveryService
+from facade.quotas import QuotaMetrics, QuotaService, usage_prefix
 from facade.registry import RegistryService
 from facade.settings import HubSettings
+from facade.tenants import TENANTS_PREFIX, TenantDirectory, TenantService
 from facade.view import StateView
+from facade.webhooks import WebhookService, tenant_webhooks_prefix
 from shared.errors import BackendUnavailable, HubError
 
 log = logging.getLogger("central_hub")
@@ -36,6 +42,49 @@ class Hub:
             visibility_timeout=settings.write_visibility_timeout,
         )
         self.discovery = DiscoveryService(self.view, self.catalog)
+        self._init_tenancy(settings)
+
+    def _init_tenancy(self, settings: HubSettings) -> None:
+        """Tenants, layered config, quotas and config webhooks (DESIGN.md 7-9)."""
+        visibility = settings.write_visibility_timeout
+        self.tenant_directory = TenantDirectory()
+        self.config_index = ConfigIndex()
+        self.view.add_listener(TENANTS_PREFIX, self.tenant_directory)
+        self.view.add_listener(CONFIG_PREFIX, self.config_index)
+        self.tenants = TenantService(
+            self.backend, self.view, self.tenant_directory, visibility_timeout=visibility
+        )
+        self.config = ConfigService(
+            self.backend,
+            self.view,
+            self.tenant_directory,
+            self.config_index,
+            visibility_timeout=visibility,
+            history_limit=settings.config_history_limit,
+        )
+        self.quotas = QuotaService(
+            self.backend,
+            self.view,
+            self.tenant_directory,
+            self.config,
+            visibility_timeout=visibility,
+        )
+        self.webhooks = WebhookService(
+            self.backend,
+            self.view,
+            self.tenant_directory,
+            self.config,
+            visibility_timeout=visibility,
+            max_attempts=settings.webhook_max_attempts,
+            initial_backoff=settings.webhook_initial_backoff,
+            max_backoff=settings.webhook_max_backoff,
+            request_timeout=settings.webhook_timeout,
+        )
+        self.tenants.config = self.config
+        self.tenants.cleanup_prefixes = [usage_prefix, tenant_webhooks_prefix]
+        # Per-hub registry: several hubs may run in one process (tests, benchmarks).
+        self.metrics_registry = CollectorRegistry(auto_describe=True)
+        self.metrics_registry.register(QuotaMetrics(self.quotas))
 
     async def start(self) -> None:
         """Open the backend and sync the view; an unreachable backend is retried later."""
@@ -49,9 +98,12 @@ class Hub:
         await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
         if not self.view.synced:
             log.error("started without a backend sync; serving nothing until it returns")
+        await self.webhooks.start()
 
     async def stop(self) -> None:
         """Stop following the backend and close it."""
+        self.config.changes.close()  # ends config streams and long polls
+        await self.webhooks.stop()
         await self.view.stop()
         if self.owns_backend:
             await self.backend.close()

@@ -1,0 +1,129 @@
+"""Tenant provisioning and tenant resource quotas: parse, call the domain service, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Path, Request
+
+from facade.config_models import ResourceAmount, TenantCreate, TenantUpdate
+from facade.config_store import etag, parse_if_match
+from facade.context import HubDep
+from facade.errors import status_for_class
+from facade.models import TENANT_ID_PATTERN
+from facade.quotas import RESOURCES
+from facade.responses import JSONBytesResponse, json_response
+from shared import errors
+from shared.tenancy import TenantContext
+
+router = APIRouter(tags=["tenants"])
+
+TenantIdPath = Annotated[str, Path(pattern=TENANT_ID_PATTERN, description="Tenant id.")]
+ResourcePath = Annotated[str, Path(description="One of: " + ", ".join(sorted(RESOURCES)) + ".")]
+AmountBody = Annotated[ResourceAmount | None, Body()]
+
+
+def _error_doc(*classes: type[errors.HubError]) -> dict[int | str, dict[str, Any]]:
+    docs: dict[int | str, dict[str, Any]] = {}
+    for cls in classes:
+        entry = docs.setdefault(status_for_class(cls), {"description": ""})
+        entry["description"] = ", ".join(filter(None, [entry["description"], cls.code]))
+    return docs
+
+
+def _tenant(body: dict[str, Any], status_code: int = 200) -> JSONBytesResponse:
+    return json_response(body, status_code=status_code, headers={"ETag": etag(body["version"])})
+
+
+@router.post("/tenants", status_code=201, responses=_error_doc(errors.TenantExists))
+async def create_tenant(req: TenantCreate, hub: HubDep) -> JSONBytesResponse:
+    """Provision a tenant; usable by the next request on every replica."""
+    record = await hub.tenants.create(req.tenant_id, req.subscription_tier, req.company_id)
+    return _tenant(record, 201)
+
+
+@router.get("/tenants")
+async def list_tenants(hub: HubDep) -> JSONBytesResponse:
+    """Every provisioned tenant."""
+    tenants = hub.tenants.list()
+    return json_response({"tenants": tenants, "count": len(tenants)})
+
+
+@router.get("/tenants/{tenant_id}", responses=_error_doc(errors.TenantNotFound))
+async def get_tenant(tenant_id: TenantIdPath, hub: HubDep) -> JSONBytesResponse:
+    """One tenant; the ETag is its version."""
+    return _tenant(hub.tenants.get(tenant_id))
+
+
+@router.patch(
+    "/tenants/{tenant_id}",
+    responses=_error_doc(errors.TenantNotFound, errors.PreconditionFailed),
+)
+async def update_tenant(
+    tenant_id: TenantIdPath,
+    req: TenantUpdate,
+    hub: HubDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> JSONBytesResponse:
+    """Change the tenant's tier (its config defaults follow at once) or company id."""
+    versions = parse_if_match(if_match)
+    record = await hub.tenants.update(
+        tenant_id,
+        subscription_tier=req.subscription_tier,
+        company_id=req.company_id,
+        if_match=None if versions is None or versions == "*" else versions,
+    )
+    return _tenant(record)
+
+
+@router.delete("/tenants/{tenant_id}", responses=_error_doc(errors.TenantNotFound))
+async def delete_tenant(
+    tenant_id: TenantIdPath, request: Request, hub: HubDep
+) -> JSONBytesResponse:
+    """Remove the tenant with its overrides (kept in history), usage and webhooks."""
+    author = TenantContext.from_headers(request.headers).user_id or "anonymous"
+    return json_response(await hub.tenants.delete(tenant_id, author=author))
+
+
+@router.get("/tenants/{tenant_id}/usage", responses=_error_doc(errors.TenantNotFound))
+async def tenant_usage(tenant_id: TenantIdPath, hub: HubDep) -> JSONBytesResponse:
+    """Used, limit, remaining and utilization of every quota-controlled resource."""
+    return json_response(hub.quotas.usage(tenant_id))
+
+
+@router.post(
+    "/tenants/{tenant_id}/resources/{resource}/check",
+    responses=_error_doc(errors.TenantNotFound, errors.InvalidRequest),
+)
+async def check_resource(
+    tenant_id: TenantIdPath, resource: ResourcePath, hub: HubDep, req: AmountBody = None
+) -> JSONBytesResponse:
+    """Whether ``amount`` more would fit now (reserves nothing)."""
+    amount = (req or ResourceAmount()).amount
+    return json_response(hub.quotas.check(tenant_id, resource, amount))
+
+
+@router.post(
+    "/tenants/{tenant_id}/resources/{resource}/allocate",
+    responses=_error_doc(errors.TenantNotFound, errors.InvalidRequest, errors.QuotaExceeded),
+)
+async def allocate_resource(
+    tenant_id: TenantIdPath, resource: ResourcePath, hub: HubDep, req: AmountBody = None
+) -> JSONBytesResponse:
+    """Reserve ``amount`` atomically; 429 naming the resource, limit and usage if it won't fit."""
+    amount = (req or ResourceAmount()).amount
+    return json_response(await hub.quotas.allocate(tenant_id, resource, amount))
+
+
+@router.post(
+    "/tenants/{tenant_id}/resources/{resource}/release",
+    responses=_error_doc(
+        errors.TenantNotFound, errors.InvalidRequest, errors.QuotaReleaseExceedsUsage
+    ),
+)
+async def release_resource(
+    tenant_id: TenantIdPath, resource: ResourcePath, hub: HubDep, req: AmountBody = None
+) -> JSONBytesResponse:
+    """Give back ``amount``; 409 if the tenant holds less (usage never goes negative)."""
+    amount = (req or ResourceAmount()).amount
+    return json_response(await hub.quotas.release(tenant_id, resource, amount))
