@@ -50,7 +50,7 @@ class TenantUpdate(BaseModel):
 class ResourceAmount(BaseModel):
     """Body of a quota check, allocation or release."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     amount: int = Field(1, ge=1, le=1_000_000_000, description="How many units (MB for storage).")
 
