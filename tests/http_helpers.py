@@ -148,7 +148,12 @@ class HubProcess:
     url: str
     log_path: Path
 
+    def log(self) -> str:
+        """What the process wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
     def stop(self) -> None:
+        """SIGTERM (then SIGKILL) this process, by its PID."""
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)
             try:
@@ -158,8 +163,8 @@ class HubProcess:
                 self.process.wait(10)
 
 
-async def start_hub_process(data_dir: Path, log_path: Path, **env: str) -> HubProcess:
-    """Start a hub replica over the embedded store in ``data_dir``; wait until it answers."""
+def spawn_hub_process(data_dir: Path, log_path: Path, **env: str) -> HubProcess:
+    """Start a hub replica over the embedded store in ``data_dir`` (not yet answering)."""
     port = free_port()
     environ = os.environ | {
         "HUB_PORT": str(port),
@@ -169,22 +174,26 @@ async def start_hub_process(data_dir: Path, log_path: Path, **env: str) -> HubPr
         "HUB_LOG_LEVEL": "warning",
         **env,
     }
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "facade.cli", "run"],
-        env=environ,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    log_file.close()
-    hub = HubProcess(process, f"http://127.0.0.1:{port}", log_path)
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "facade.cli", "run"],
+            env=environ,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    return HubProcess(process, f"http://127.0.0.1:{port}", log_path)
+
+
+async def start_hub_process(data_dir: Path, log_path: Path, **env: str) -> HubProcess:
+    """Start a hub replica over the embedded store in ``data_dir``; wait until it answers."""
+    hub = spawn_hub_process(data_dir, log_path, **env)
     async with httpx.AsyncClient() as client:
         for _ in range(300):
-            if process.poll() is not None:
-                raise AssertionError(f"hub exited: {log_path.read_text()}")
+            if hub.process.poll() is not None:
+                raise AssertionError(f"hub exited: {hub.log()}")
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(f"{hub.url}/health")).status_code == 200:
                     return hub
             await asyncio.sleep(0.05)
     hub.stop()
-    raise AssertionError(f"hub did not start: {log_path.read_text()}")
+    raise AssertionError(f"hub did not start: {hub.log()}")
