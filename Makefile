@@ -28,7 +28,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/discovery.py
+	$(BIN)/python -m bench.discovery
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache hub-data

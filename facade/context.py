@@ -15,23 +15,27 @@ from shared.tenancy import TIERS, TenantContext, is_tier
 _TENANT_ID = re.compile(TENANT_ID_PATTERN)
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:
     """The running hub of this app."""
     hub: Hub = request.app.state.hub
     return hub
 
 
-def tenant_context(
+TENANT_QUERY_DOC = (
+    "Tenant id when headers cannot be set (spec example 2); the x-tenant-id header wins."
+)
+
+
+async def tenant_context(
     request: Request,
-    tenant_id: Annotated[
-        str | None,
-        Query(
-            description="Tenant id when headers cannot be set (spec example 2); "
-            "the x-tenant-id header wins."
-        ),
-    ] = None,
+    tenant_id: Annotated[str | None, Query(description=TENANT_QUERY_DOC)] = None,
 ) -> TenantContext:
     """The caller's tenant context from the ``x-*`` headers, validated."""
+    return parse_tenant_context(request, tenant_id)
+
+
+def parse_tenant_context(request: Request, tenant_id: str | None) -> TenantContext:
+    """Read and validate the tenant headers (``tenant_id``: the query fallback)."""
     ctx = TenantContext.from_headers(request.headers)
     if ctx.tenant_id is None and tenant_id:
         ctx = TenantContext(

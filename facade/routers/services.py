@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 
-from facade.context import HubDep, TenantDep
+from facade.context import TENANT_QUERY_DOC, HubDep, TenantDep, parse_tenant_context
 from facade.errors import status_for_class
 from facade.models import (
     INSTANCE_ID_PATTERN,
@@ -19,6 +19,7 @@ from facade.models import (
     ServiceRegistration,
 )
 from facade.responses import JSONBytesResponse, json_response
+from facade.runtime import Hub
 from shared import errors
 
 router = APIRouter(prefix="/services", tags=["services"])
@@ -73,13 +74,34 @@ async def discover_services(hub: HubDep, ctx: TenantDep) -> JSONBytesResponse:
     return _read(answer, answer["stale"])
 
 
+_TENANT_HEADER_DOCS = [
+    {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+    for name in ("x-tenant-id", "x-subscription-tier", "x-user-id", "x-company-id")
+] + [
+    {
+        "name": "tenant_id",
+        "in": "query",
+        "required": False,
+        "description": TENANT_QUERY_DOC,
+        "schema": {"type": "string"},
+    }
+]
+
+
 @router.get(
     "/discover/{name}",
     response_model=DiscoveryOut,
     responses=_error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
+    openapi_extra={"parameters": _TENANT_HEADER_DOCS},
 )
-async def discover_service(name: ServiceNamePath, hub: HubDep, ctx: TenantDep) -> JSONBytesResponse:
-    """Where to call ``name`` directly: the recommended endpoint and every healthy one."""
+async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytesResponse:
+    """Where to call ``name`` directly: the recommended endpoint and every healthy one.
+
+    The hot path: it reads the request directly instead of through dependencies,
+    which costs a third of the hub's time per request.
+    """
+    hub: Hub = request.app.state.hub
+    ctx = parse_tenant_context(request, request.query_params.get("tenant_id"))
     answer = hub.discovery.discover(name, ctx)
     return _read(answer, answer["stale"])
 
