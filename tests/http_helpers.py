@@ -8,13 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -138,62 +133,3 @@ class WebhookReceiver:
             self.arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), min(remaining, 0.5))
-
-
-@dataclass
-class HubProcess:
-    """A ``central-hub run`` child process (stopped by its PID)."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    log_path: Path
-
-    def log(self) -> str:
-        """What the process wrote so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """SIGTERM (then SIGKILL) this process, by its PID."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-
-
-def spawn_hub_process(data_dir: Path, log_path: Path, **env: str) -> HubProcess:
-    """Start a hub replica over the embedded store in ``data_dir`` (not yet answering)."""
-    port = free_port()
-    environ = os.environ | {
-        "HUB_PORT": str(port),
-        "HUB_HOST": "127.0.0.1",
-        "HUB_BACKEND": "embedded",
-        "HUB_DATA_DIR": str(data_dir),
-        "HUB_LOG_LEVEL": "warning",
-        **env,
-    }
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "facade.cli", "run"],
-            env=environ,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    return HubProcess(process, f"http://127.0.0.1:{port}", log_path)
-
-
-async def start_hub_process(data_dir: Path, log_path: Path, **env: str) -> HubProcess:
-    """Start a hub replica over the embedded store in ``data_dir``; wait until it answers."""
-    hub = spawn_hub_process(data_dir, log_path, **env)
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            if hub.process.poll() is not None:
-                raise AssertionError(f"hub exited: {hub.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{hub.url}/health")).status_code == 200:
-                    return hub
-            await asyncio.sleep(0.05)
-    hub.stop()
-    raise AssertionError(f"hub did not start: {hub.log()}")

@@ -4,37 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from facade.webhooks import verify
-from tests.http_helpers import HubProcess, WebhookReceiver, read_events, serve, start_hub_process
+from tests.http_helpers import WebhookReceiver, read_events, serve
+from tests.processes import HubProcess
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def replicas(tmp_path: Path) -> AsyncIterator[list[HubProcess]]:
-    """Three hub processes sharing one SQLite store directory."""
-    store = tmp_path / "store"
-    started: list[HubProcess] = []
-    try:
-        for n in range(3):
-            started.append(
-                await start_hub_process(
-                    store,
-                    tmp_path / f"hub-{n}.log",
-                    HUB_WEBHOOK_INITIAL_BACKOFF="0.05",
-                    HUB_WEBHOOK_MAX_ATTEMPTS="3",
-                )
-            )
-        yield started
-    finally:
-        for hub in started:
-            hub.stop()
+def replicas(tmp_path: Path, hub_processes: Callable[..., HubProcess]) -> list[HubProcess]:
+    """Three hub processes sharing one SQLite store directory (stopped by the factory)."""
+    env = {
+        "HUB_BACKEND": "embedded",
+        "HUB_DATA_DIR": str(tmp_path / "store"),
+        "HUB_LOG_LEVEL": "warning",
+        "HUB_WEBHOOK_INITIAL_BACKOFF": "0.05",
+        "HUB_WEBHOOK_MAX_ATTEMPTS": "3",
+    }
+    return [hub_processes(env=env).start() for _ in range(3)]
 
 
 async def converged_usage(client: httpx.AsyncClient, hub: HubProcess, expected: int) -> int:
