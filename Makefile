@@ -29,6 +29,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.discovery
+	$(BIN)/python -m bench.config_push
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache hub-data

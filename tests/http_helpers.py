@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,12 +112,16 @@ class WebhookReceiver:
     fail_first: int = 0
     received: list[Received] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    on_receive: Callable[[Received], None] | None = None
 
     def app(self) -> Starlette:
         async def hook(request: Request) -> Response:
             body = await request.body()
             status = 503 if len(self.received) < self.fail_first else 204
-            self.received.append(Received(body, dict(request.headers), status))
+            got = Received(body, dict(request.headers), status)
+            self.received.append(got)
+            if self.on_receive is not None:
+                self.on_receive(got)
             self.arrived.set()
             return Response(status_code=status)
 
