@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from facade.models import TENANT_ID_PATTERN
 from facade.tenants import RESERVED_TENANT_IDS
@@ -45,6 +52,12 @@ class TenantUpdate(BaseModel):
 
     subscription_tier: Tier | None = Field(None, description="The new tier.")
     company_id: CompanyId | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> TenantUpdate:
+        if self.subscription_tier is None and self.company_id is None:
+            raise ValueError("give subscription_tier or company_id")
+        return self
 
 
 class ResourceAmount(BaseModel):

@@ -44,6 +44,7 @@ from facade.view import StateView
 from shared.errors import (
     BackendTimeout,
     ConfigVersionNotFound,
+    HubError,
     InvalidRequest,
     PreconditionFailed,
     RevisionConflict,
@@ -473,10 +474,30 @@ class ConfigService:
 
     # -- waiting for changes (long polling, SSE) ------------------------------------
 
+    async def _known(self, index: int, timeout: float) -> bool:
+        """Whether this replica's view has reached revision ``index`` (waiting briefly).
+
+        Versions are store-wide revisions: a client may have read ``index`` from a replica
+        that is ahead of this one; waiting for the view keeps it from being handed an
+        older version. An index the store never reached (the store was replaced) is
+        answered with the current state instead of blocking until the store catches up.
+        """
+        if self.view.revision >= index:
+            return True
+        try:
+            head = await self.backend.current_revision()
+        except HubError:
+            head = index  # cannot tell: give the view its chance to catch up
+        if head < index:
+            return False
+        return await self.view.wait_for(index, min(timeout, self.visibility_timeout))
+
     async def wait_past(self, scope: Scope, index: int, timeout: float) -> bool:
         """Wait until the scope's version exceeds ``index``; False when ``timeout`` passed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        if not await self._known(index, timeout):
+            return True
         while not self.changes.closed:
             event = self.changes.current()
             if self.version_of(scope) > index:
@@ -506,6 +527,8 @@ class ConfigService:
         current effective config (it is complete, so intermediate effective states are
         superseded). Ends when the hub stops.
         """
+        if after is not None and not await self._known(after, self.visibility_timeout):
+            after = None  # an id this store never reached: start from the current state
         last = -1 if after is None else after
         while not self.changes.closed:
             event = self.changes.current()

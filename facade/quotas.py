@@ -266,6 +266,16 @@ class QuotaService:
                 # Jittered backoff spreads the contenders so one of them wins each round.
                 await asyncio.sleep(random.uniform(0, min(0.02, 0.001 * attempt)))
                 kv = await self.backend.get(key)
+        if alerting and usage.alert_since is None:
+            log.warning(
+                "tenant %s reached %d of %d %s of %s (alert threshold %d%%)",
+                tenant_id,
+                new_used,
+                limit,
+                resource.unit,
+                resource.name,
+                round(ALERT_THRESHOLD * 100),
+            )
         if not await self.view.wait_for(revision, self.visibility_timeout):
             log.warning("usage write at revision %d not yet visible here", revision)
         return {

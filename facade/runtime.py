@@ -17,7 +17,7 @@ from facade.registry import RegistryService
 from facade.settings import HubSettings
 from facade.tenants import TENANTS_PREFIX, TenantDirectory, TenantService
 from facade.view import StateView
-from facade.webhooks import WebhookService, tenant_webhooks_prefix
+from facade.webhooks import WEBHOOKS_PREFIX, WebhookService, tenant_webhooks_prefix
 from shared.errors import BackendUnavailable, HubError
 
 log = logging.getLogger("central_hub")
@@ -80,6 +80,7 @@ class Hub:
             max_backoff=settings.webhook_max_backoff,
             request_timeout=settings.webhook_timeout,
         )
+        self.view.add_listener(WEBHOOKS_PREFIX, self.webhooks)
         self.tenants.config = self.config
         self.tenants.cleanup_prefixes = [usage_prefix, tenant_webhooks_prefix]
         # Per-hub registry: several hubs may run in one process (tests, benchmarks).

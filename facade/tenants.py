@@ -211,10 +211,17 @@ class TenantService:
                     details={"tenant_id": tenant_id, "current_version": kv.mod_revision},
                 )
             record = orjson.loads(kv.value)
-            if subscription_tier is not None:
-                record["subscription_tier"] = subscription_tier
-            if company_id is not None:
-                record["company_id"] = company_id
+            changes = {
+                name: value
+                for name, value in (
+                    ("subscription_tier", subscription_tier),
+                    ("company_id", company_id),
+                )
+                if value is not None and record.get(name) != value
+            }
+            if not changes:  # nothing to change: no new version for subscribers
+                return dict(record) | {"version": kv.mod_revision}
+            record |= changes
             record["updated_at"] = utc_now()
             try:
                 revision = await self.backend.put(

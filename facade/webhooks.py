@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 import orjson
 
-from adapters import Backend, KeyValue
-from facade.config_store import ConfigService, Scope
+from adapters import Backend, KeyValue, WatchEvent
+from facade.config_store import ChangeSignal, ConfigService, Scope
 from facade.tenants import TenantDirectory, utc_now
 from facade.view import StateView
 from shared.errors import InvalidRequest, RevisionConflict, WebhookNotFound
@@ -144,6 +144,19 @@ class WebhookService:
         self._worker: asyncio.Task[None] | None = None
         self._deliveries: dict[str, asyncio.Task[None]] = {}
         self._client: httpx.AsyncClient | None = None
+        self.registrations = ChangeSignal()
+        """Set when a webhook is added on any replica (the view calls :meth:`apply`)."""
+
+    # -- view listener (prefix ``webhooks/``): wakes the worker for new webhooks --------
+
+    def reset(self, items: dict[str, KeyValue]) -> None:
+        """A full resync: look at every webhook again."""
+        self.registrations.notify()
+
+    def apply(self, event: WatchEvent, previous: KeyValue | None) -> None:
+        """A webhook was added or removed (status updates do not wake anyone)."""
+        if event.key.endswith("/hook"):
+            self.registrations.notify()
 
     # -- registration -------------------------------------------------------------
 
@@ -256,13 +269,19 @@ class WebhookService:
         # Woken by every config or tenant change; the periodic rescan also picks up new
         # webhooks and claims abandoned by a replica that died.
         while not self.config.changes.closed:
-            event = self.config.changes.current()
+            woken = [
+                asyncio.ensure_future(signal.current().wait())
+                for signal in (self.config.changes, self.registrations)
+            ]
             try:
                 await self._scan()
             except Exception:
                 log.exception("webhook scan failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), self.rescan_interval)
+            try:
+                await asyncio.wait(woken, timeout=self.rescan_interval)
+            finally:
+                for waiter in woken:
+                    waiter.cancel()
 
     async def _scan(self) -> None:
         now = time.time()

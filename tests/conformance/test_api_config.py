@@ -147,6 +147,11 @@ async def test_bad_tenant_input_is_4xx(api: httpx.AsyncClient) -> None:
     for body in cases:
         assert_error(await api.post("/tenants", json=body), 422, "invalid_request")
     assert (await api.get("/tenants")).json()["count"] == 0
+    await provision(api, "steady", "pro")
+    assert_error(await api.patch("/tenants/steady", json={}), 422, "invalid_request")
+    before = (await api.get("/tenants/steady")).json()["version"]
+    same = await api.patch("/tenants/steady", json={"subscription_tier": "pro"})
+    assert same.json()["version"] == before  # nothing changed: no new version
     assert_error(
         await api.patch("/tenants/nobody", json={"subscription_tier": "pro"}),
         404,
@@ -491,6 +496,13 @@ async def test_long_poll_returns_when_the_version_passes_the_index(api: httpx.As
     await asyncio.sleep(0.05)
     gw = (await api.put("/config", json={"features": {"g": True}})).json()["version"]
     assert (await asyncio.wait_for(g, 30)).json()["version"] == gw
+    # An index this store never reached (e.g. a client of a replaced store) is answered
+    # with the current state instead of blocking until the store catches up.
+    ahead = await asyncio.wait_for(
+        api.get("/config/poller", params={"index": 10**12, "wait": "10m"}), 20
+    )
+    assert ahead.headers["x-hub-index"] == str(ahead.json()["version"])
+    assert ahead.json()["config"]["features"]["pushed"] is True
     assert_error(
         await api.get("/config/poller", params={"index": 1, "wait": "soon"}), 422, "invalid_request"
     )
@@ -550,6 +562,12 @@ async def test_global_sse_replays_each_missed_version(config_hub: ConfigHub) -> 
         )
     assert [int(e.id or 0) for e in events] == [v2, v3]
     assert events[0].data["config"]["features"] == {"n1": True, "n2": True}
+    # An id this store never reached starts from the current state.
+    async with httpx.AsyncClient(timeout=30) as client:
+        events = await read_events(
+            client, f"{config_hub.url}/config/watch", 1, headers={"Last-Event-ID": str(10**12)}
+        )
+    assert [int(e.id or 0) for e in events] == [v3]
     # A bad Last-Event-ID is a 4xx, not a broken stream.
     async with httpx.AsyncClient(timeout=30) as client:
         resp = await client.get(f"{config_hub.url}/config/watch", headers={"Last-Event-ID": "x"})
