@@ -39,7 +39,8 @@ from typing import Any, Literal
 import orjson
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
-from facade.tenants import TenantDirectory, tenant_key, utc_now
+from facade.registry import utc_now
+from facade.tenants import TenantDirectory, tenant_key
 from facade.view import StateView
 from shared.errors import (
     BackendTimeout,

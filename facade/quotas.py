@@ -18,7 +18,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +29,8 @@ from prometheus_client.registry import Collector
 
 from adapters import Backend, KeyValue
 from facade.config_store import ConfigService
-from facade.tenants import TenantDirectory, utc_now
+from facade.registry import utc_now
+from facade.tenants import TenantDirectory
 from facade.view import StateView
 from shared.errors import (
     BackendTimeout,
@@ -290,17 +291,21 @@ class QuotaService:
             "alert": alerting,
         }
 
-    def alerts(self) -> list[dict[str, Any]]:
-        """Every tenant resource at or above 80 % of its limit, most utilized first."""
+    def samples(self) -> Iterator[tuple[str, ResourceType, Usage, int]]:
+        """``(tenant, resource, usage, limit)`` for every stored usage record."""
         now = time.time()
-        found: list[dict[str, Any]] = []
         for kv in self.view.items(USAGE_PREFIX):
             tenant_id, _, resource_name = kv.key[len(USAGE_PREFIX) :].partition("/")
             resource = RESOURCES.get(resource_name)
             if resource is None or self.tenants.get(tenant_id) is None:
                 continue
             usage = Usage.from_kv(kv).current(resource, now)
-            limit = self.limit(tenant_id, resource)
+            yield tenant_id, resource, usage, self.limit(tenant_id, resource)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every tenant resource at or above 80 % of its limit, most utilized first."""
+        found: list[dict[str, Any]] = []
+        for tenant_id, resource, usage, limit in self.samples():
             if not _alerting(usage.used, limit):
                 continue
             utilization = _utilization(usage.used, limit)
@@ -321,17 +326,6 @@ class QuotaService:
             )
         found.sort(key=lambda a: (-a["utilization"], a["tenant_id"], a["resource"]))
         return found
-
-    def utilization_samples(self) -> Iterable[tuple[str, str, int, int]]:
-        """``(tenant, resource, used, limit)`` for every stored usage record (metrics)."""
-        now = time.time()
-        for kv in self.view.items(USAGE_PREFIX):
-            tenant_id, _, resource_name = kv.key[len(USAGE_PREFIX) :].partition("/")
-            resource = RESOURCES.get(resource_name)
-            if resource is None or self.tenants.get(tenant_id) is None:
-                continue
-            usage = Usage.from_kv(kv).current(resource, now)
-            yield tenant_id, resource.name, usage.used, self.limit(tenant_id, resource)
 
 
 def _utilization(used: int, limit: int) -> float:
@@ -371,10 +365,11 @@ class QuotaMetrics(Collector):
             labels=["severity"],
         )
         counts = {"warning": 0, "critical": 0}
-        for tenant_id, resource, in_use, cap in self.quotas.utilization_samples():
-            used.add_metric([tenant_id, resource], in_use)
-            limit.add_metric([tenant_id, resource], cap)
-            ratio.add_metric([tenant_id, resource], _utilization(in_use, cap))
+        for tenant_id, resource, usage, cap in self.quotas.samples():
+            in_use = usage.used
+            used.add_metric([tenant_id, resource.name], in_use)
+            limit.add_metric([tenant_id, resource.name], cap)
+            ratio.add_metric([tenant_id, resource.name], _utilization(in_use, cap))
             if _alerting(in_use, cap):
                 counts["critical" if in_use >= cap else "warning"] += 1
         for severity, count in counts.items():

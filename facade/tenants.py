@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
+from facade.registry import utc_now
 from facade.view import StateView
 from shared.errors import PreconditionFailed, RevisionConflict, TenantExists, TenantNotFound
 
@@ -34,11 +34,6 @@ RESERVED_TENANT_IDS = frozenset({"watch", "history", "webhooks", "rollback", "gl
 def tenant_key(tenant_id: str) -> str:
     """The key of one tenant's record."""
     return f"{TENANTS_PREFIX}{tenant_id}"
-
-
-def utc_now() -> str:
-    """Current time in the API's ISO 8601 UTC form."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

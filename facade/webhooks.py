@@ -33,7 +33,8 @@ import orjson
 
 from adapters import Backend, KeyValue, WatchEvent
 from facade.config_store import ChangeSignal, ConfigService, Scope
-from facade.tenants import TenantDirectory, utc_now
+from facade.registry import utc_now
+from facade.tenants import TenantDirectory
 from facade.view import StateView
 from shared.errors import InvalidRequest, RevisionConflict, WebhookNotFound
 

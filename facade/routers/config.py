@@ -18,7 +18,7 @@ from starlette.responses import StreamingResponse
 from facade.config_models import WebhookCreate
 from facade.config_store import Scope, WriteMode, etag, parse_if_match, parse_wait
 from facade.context import HubDep
-from facade.errors import status_for_class
+from facade.errors import error_doc
 from facade.models import TENANT_ID_PATTERN
 from facade.responses import JSONBytesResponse, json_response
 from facade.runtime import Hub
@@ -40,14 +40,6 @@ ConfigBody = Annotated[dict[str, Any], Body(description="Config sections (a JSON
 IfMatch = Annotated[
     str | None, Header(description="The version (ETag) the change is based on; 412 if stale.")
 ]
-
-
-def _error_doc(*classes: type[errors.HubError]) -> dict[int | str, dict[str, Any]]:
-    docs: dict[int | str, dict[str, Any]] = {}
-    for cls in classes:
-        entry = docs.setdefault(status_for_class(cls), {"description": ""})
-        entry["description"] = ", ".join(filter(None, [entry["description"], cls.code]))
-    return docs
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +143,7 @@ async def get_global_config(
     return _read(hub.config.global_config())
 
 
-@router.put("/config", responses=_error_doc(errors.InvalidRequest, errors.PreconditionFailed))
+@router.put("/config", responses=error_doc(errors.InvalidRequest, errors.PreconditionFailed))
 async def put_global_config(
     body: ConfigBody, request: Request, hub: HubDep, if_match: IfMatch = None
 ) -> JSONBytesResponse:
@@ -159,7 +151,7 @@ async def put_global_config(
     return await _write(hub, request, None, "put", body=body, if_match=if_match)
 
 
-@router.patch("/config", responses=_error_doc(errors.InvalidRequest, errors.PreconditionFailed))
+@router.patch("/config", responses=error_doc(errors.InvalidRequest, errors.PreconditionFailed))
 async def patch_global_config(
     body: ConfigBody, request: Request, hub: HubDep, if_match: IfMatch = None
 ) -> JSONBytesResponse:
@@ -181,7 +173,7 @@ async def global_config_history(hub: HubDep) -> JSONBytesResponse:
 
 @router.post(
     "/config/rollback/{version}",
-    responses=_error_doc(errors.ConfigVersionNotFound, errors.PreconditionFailed),
+    responses=error_doc(errors.ConfigVersionNotFound, errors.PreconditionFailed),
 )
 async def rollback_global_config(
     version: VersionPath, request: Request, hub: HubDep, if_match: IfMatch = None
@@ -193,7 +185,7 @@ async def rollback_global_config(
 # -- webhooks ----------------------------------------------------------------------
 
 
-@router.post("/config/webhooks", status_code=201, responses=_error_doc(errors.TenantNotFound))
+@router.post("/config/webhooks", status_code=201, responses=error_doc(errors.TenantNotFound))
 async def register_webhook(req: WebhookCreate, hub: HubDep) -> JSONBytesResponse:
     """Register a URL for config changes; the answer holds the signing secret, once."""
     result = await hub.webhooks.register(
@@ -211,7 +203,7 @@ async def list_webhooks(
     return json_response(hub.webhooks.list(tenant_id))
 
 
-@router.get("/config/webhooks/{webhook_id}", responses=_error_doc(errors.WebhookNotFound))
+@router.get("/config/webhooks/{webhook_id}", responses=error_doc(errors.WebhookNotFound))
 async def get_webhook(
     webhook_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], hub: HubDep
 ) -> JSONBytesResponse:
@@ -219,7 +211,7 @@ async def get_webhook(
     return json_response(hub.webhooks.get(webhook_id))
 
 
-@router.delete("/config/webhooks/{webhook_id}", responses=_error_doc(errors.WebhookNotFound))
+@router.delete("/config/webhooks/{webhook_id}", responses=error_doc(errors.WebhookNotFound))
 async def delete_webhook(
     webhook_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], hub: HubDep
 ) -> JSONBytesResponse:
@@ -252,7 +244,7 @@ async def get_tenant_config(
 
 @router.put(
     "/config/{tenant_id}",
-    responses=_error_doc(errors.TenantNotFound, errors.InvalidRequest, errors.PreconditionFailed),
+    responses=error_doc(errors.TenantNotFound, errors.InvalidRequest, errors.PreconditionFailed),
 )
 async def put_tenant_config(
     tenant_id: TenantIdPath,
@@ -267,7 +259,7 @@ async def put_tenant_config(
 
 @router.patch(
     "/config/{tenant_id}",
-    responses=_error_doc(errors.TenantNotFound, errors.InvalidRequest, errors.PreconditionFailed),
+    responses=error_doc(errors.TenantNotFound, errors.InvalidRequest, errors.PreconditionFailed),
 )
 async def patch_tenant_config(
     tenant_id: TenantIdPath,
@@ -288,14 +280,14 @@ async def watch_tenant_config(
     return await _sse(hub, tenant_id, request)
 
 
-@router.get("/config/{tenant_id}/overrides", responses=_error_doc(errors.TenantNotFound))
+@router.get("/config/{tenant_id}/overrides", responses=error_doc(errors.TenantNotFound))
 async def tenant_overrides(tenant_id: TenantIdPath, hub: HubDep) -> JSONBytesResponse:
     """The tenant's override layer alone."""
     hub.tenant_directory.require(tenant_id)
     return _read(hub.config.overrides(tenant_id))
 
 
-@router.get("/config/{tenant_id}/history", responses=_error_doc(errors.TenantNotFound))
+@router.get("/config/{tenant_id}/history", responses=error_doc(errors.TenantNotFound))
 async def tenant_config_history(tenant_id: TenantIdPath, hub: HubDep) -> JSONBytesResponse:
     """Kept versions of the tenant's overrides, newest first, with author and time."""
     return json_response(hub.config.history(tenant_id))
@@ -303,7 +295,7 @@ async def tenant_config_history(tenant_id: TenantIdPath, hub: HubDep) -> JSONByt
 
 @router.post(
     "/config/{tenant_id}/rollback/{version}",
-    responses=_error_doc(
+    responses=error_doc(
         errors.TenantNotFound, errors.ConfigVersionNotFound, errors.PreconditionFailed
     ),
 )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 
 from facade.context import TENANT_QUERY_DOC, HubDep, TenantDep, parse_tenant_context
-from facade.errors import status_for_class
+from facade.errors import error_doc
 from facade.models import (
     INSTANCE_ID_PATTERN,
     SERVICE_NAME_PATTERN,
@@ -31,15 +31,6 @@ InstanceIdPath = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN)]
 LegacyMode = Annotated[
     bool, Query(description="Ignore tenant context and list every service (spec legacy).")
 ]
-
-
-def _error_doc(*classes: type[errors.HubError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the errors a route answers, grouped by status."""
-    docs: dict[int | str, dict[str, Any]] = {}
-    for cls in classes:
-        entry = docs.setdefault(status_for_class(cls), {"description": ""})
-        entry["description"] = ", ".join(filter(None, [entry["description"], cls.code]))
-    return docs
 
 
 def _read(body: dict[str, Any], stale: bool) -> JSONBytesResponse:
@@ -91,7 +82,7 @@ _TENANT_HEADER_DOCS = [
 @router.get(
     "/discover/{name}",
     response_model=DiscoveryOut,
-    responses=_error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
+    responses=error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
     openapi_extra={"parameters": _TENANT_HEADER_DOCS},
 )
 async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytesResponse:
@@ -109,7 +100,7 @@ async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytes
 @router.get(
     "/{name}",
     response_model=ServiceDetailOut,
-    responses=_error_doc(errors.ServiceNotFound),
+    responses=error_doc(errors.ServiceNotFound),
 )
 async def get_service(name: ServiceNamePath, hub: HubDep) -> JSONBytesResponse:
     """One service and all of its instances."""
@@ -119,7 +110,7 @@ async def get_service(name: ServiceNamePath, hub: HubDep) -> JSONBytesResponse:
 
 @router.delete(
     "/{name}/instances/{instance_id}",
-    responses=_error_doc(errors.InstanceNotFound),
+    responses=error_doc(errors.InstanceNotFound),
 )
 async def deregister_instance(
     name: ServiceNamePath, instance_id: InstanceIdPath, hub: HubDep
@@ -130,7 +121,7 @@ async def deregister_instance(
 
 @router.put(
     "/{name}/instances/{instance_id}/heartbeat",
-    responses=_error_doc(errors.InstanceNotFound),
+    responses=error_doc(errors.InstanceNotFound),
 )
 async def heartbeat(
     name: ServiceNamePath,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Header, Path, Request
 from facade.config_models import ResourceAmount, TenantCreate, TenantUpdate
 from facade.config_store import etag, parse_if_match
 from facade.context import HubDep
-from facade.errors import status_for_class
+from facade.errors import error_doc
 from facade.models import TENANT_ID_PATTERN
 from facade.quotas import RESOURCES
 from facade.responses import JSONBytesResponse, json_response
@@ -23,19 +23,11 @@ ResourcePath = Annotated[str, Path(description="One of: " + ", ".join(sorted(RES
 AmountBody = Annotated[ResourceAmount | None, Body()]
 
 
-def _error_doc(*classes: type[errors.HubError]) -> dict[int | str, dict[str, Any]]:
-    docs: dict[int | str, dict[str, Any]] = {}
-    for cls in classes:
-        entry = docs.setdefault(status_for_class(cls), {"description": ""})
-        entry["description"] = ", ".join(filter(None, [entry["description"], cls.code]))
-    return docs
-
-
 def _tenant(body: dict[str, Any], status_code: int = 200) -> JSONBytesResponse:
     return json_response(body, status_code=status_code, headers={"ETag": etag(body["version"])})
 
 
-@router.post("/tenants", status_code=201, responses=_error_doc(errors.TenantExists))
+@router.post("/tenants", status_code=201, responses=error_doc(errors.TenantExists))
 async def create_tenant(req: TenantCreate, hub: HubDep) -> JSONBytesResponse:
     """Provision a tenant; usable by the next request on every replica."""
     record = await hub.tenants.create(req.tenant_id, req.subscription_tier, req.company_id)
@@ -49,7 +41,7 @@ async def list_tenants(hub: HubDep) -> JSONBytesResponse:
     return json_response({"tenants": tenants, "count": len(tenants)})
 
 
-@router.get("/tenants/{tenant_id}", responses=_error_doc(errors.TenantNotFound))
+@router.get("/tenants/{tenant_id}", responses=error_doc(errors.TenantNotFound))
 async def get_tenant(tenant_id: TenantIdPath, hub: HubDep) -> JSONBytesResponse:
     """One tenant; the ETag is its version."""
     return _tenant(hub.tenants.get(tenant_id))
@@ -57,7 +49,7 @@ async def get_tenant(tenant_id: TenantIdPath, hub: HubDep) -> JSONBytesResponse:
 
 @router.patch(
     "/tenants/{tenant_id}",
-    responses=_error_doc(errors.TenantNotFound, errors.PreconditionFailed),
+    responses=error_doc(errors.TenantNotFound, errors.PreconditionFailed),
 )
 async def update_tenant(
     tenant_id: TenantIdPath,
@@ -76,7 +68,7 @@ async def update_tenant(
     return _tenant(record)
 
 
-@router.delete("/tenants/{tenant_id}", responses=_error_doc(errors.TenantNotFound))
+@router.delete("/tenants/{tenant_id}", responses=error_doc(errors.TenantNotFound))
 async def delete_tenant(
     tenant_id: TenantIdPath, request: Request, hub: HubDep
 ) -> JSONBytesResponse:
@@ -85,7 +77,7 @@ async def delete_tenant(
     return json_response(await hub.tenants.delete(tenant_id, author=author))
 
 
-@router.get("/tenants/{tenant_id}/usage", responses=_error_doc(errors.TenantNotFound))
+@router.get("/tenants/{tenant_id}/usage", responses=error_doc(errors.TenantNotFound))
 async def tenant_usage(tenant_id: TenantIdPath, hub: HubDep) -> JSONBytesResponse:
     """Used, limit, remaining and utilization of every quota-controlled resource."""
     return json_response(hub.quotas.usage(tenant_id))
@@ -93,7 +85,7 @@ async def tenant_usage(tenant_id: TenantIdPath, hub: HubDep) -> JSONBytesRespons
 
 @router.post(
     "/tenants/{tenant_id}/resources/{resource}/check",
-    responses=_error_doc(errors.TenantNotFound, errors.InvalidRequest),
+    responses=error_doc(errors.TenantNotFound, errors.InvalidRequest),
 )
 async def check_resource(
     tenant_id: TenantIdPath, resource: ResourcePath, hub: HubDep, req: AmountBody = None
@@ -105,7 +97,7 @@ async def check_resource(
 
 @router.post(
     "/tenants/{tenant_id}/resources/{resource}/allocate",
-    responses=_error_doc(errors.TenantNotFound, errors.InvalidRequest, errors.QuotaExceeded),
+    responses=error_doc(errors.TenantNotFound, errors.InvalidRequest, errors.QuotaExceeded),
 )
 async def allocate_resource(
     tenant_id: TenantIdPath, resource: ResourcePath, hub: HubDep, req: AmountBody = None
@@ -117,7 +109,7 @@ async def allocate_resource(
 
 @router.post(
     "/tenants/{tenant_id}/resources/{resource}/release",
-    responses=_error_doc(
+    responses=error_doc(
         errors.TenantNotFound, errors.InvalidRequest, errors.QuotaReleaseExceedsUsage
     ),
 )

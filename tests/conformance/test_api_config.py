@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from facade import HubSettings, create_app
 from facade.runtime import Hub
 from facade.webhooks import verify
+from tests.conformance.conftest import assert_error
 from tests.conftest import BackendFactory
 from tests.http_helpers import WebhookReceiver, read_events, serve
 
@@ -56,16 +57,6 @@ async def config_hub(backend_factory: BackendFactory, tmp_path: Path) -> AsyncIt
 @pytest.fixture
 def api(config_hub: ConfigHub) -> httpx.AsyncClient:
     return config_hub.api
-
-
-def assert_error(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 async def provision(api: httpx.AsyncClient, tenant_id: str, tier: str = "pro") -> dict[str, Any]:
