@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -82,6 +83,11 @@ async def follow_sse(
                     arrivals.record(seq)
 
 
+def auth(hub: HubProcess) -> dict[str, str]:
+    """Admin authorization for a hub process."""
+    return {"authorization": f"Bearer {hub.env['HUB_ADMIN_TOKEN']}"}
+
+
 def summary(label: str, samples: list[float]) -> str:
     p50, p99 = percentile(samples, 50), percentile(samples, 99)
     return (
@@ -101,7 +107,10 @@ async def measure_hub(
             hook_arrivals.record(seq)
 
     receiver = WebhookReceiver(on_receive=on_webhook)
-    async with serve(receiver.app()) as receiver_url, httpx.AsyncClient(timeout=30) as client:
+    async with (
+        serve(receiver.app()) as receiver_url,
+        httpx.AsyncClient(timeout=30, headers=auth(a)) as client,
+    ):
         await client.post(
             f"{a.url}/tenants", json={"tenant_id": TENANT, "subscription_tier": "pro"}
         )
@@ -175,7 +184,8 @@ def main() -> None:
     pause = args.pause_ms / 1000
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        env = {"HUB_LOG_LEVEL": "warning", "HUB_DATA_DIR": str(data)}
+        token = "bench-admin-" + secrets.token_urlsafe(32)
+        env = {"HUB_LOG_LEVEL": "warning", "HUB_DATA_DIR": str(data), "HUB_ADMIN_TOKEN": token}
         a = HubProcess(Path(tmp), env=env).start()
         b = HubProcess(Path(tmp), env=env).start()
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -29,7 +30,13 @@ class HubProcess:
     ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
-        self.env = {**os.environ, "HUB_LOG_LEVEL": "info", **(env or {})}
+        self.admin_token = "test-admin-" + secrets.token_urlsafe(32)
+        self.env = {
+            **os.environ,
+            "HUB_LOG_LEVEL": "info",
+            "HUB_ADMIN_TOKEN": self.admin_token,
+            **(env or {}),
+        }
         self.args = args or []
         self.log_path = workdir / f"hub-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -79,9 +86,11 @@ class HubProcess:
         """The process's output so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def client(self, **kwargs: Any) -> httpx.Client:
-        """A client for this hub."""
-        return httpx.Client(base_url=self.url, timeout=10.0, **kwargs)
+    def client(self, token: str | None = "admin", **kwargs: Any) -> httpx.Client:
+        """A client for this hub, as admin unless another ``token`` (or None) is given."""
+        token = self.env.get("HUB_ADMIN_TOKEN") if token == "admin" else token
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, timeout=10.0, headers=headers, **kwargs)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""

@@ -8,7 +8,6 @@ Consul-style blocking reads, and the SSE event ``id`` (``Last-Event-ID`` resumes
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -17,13 +16,14 @@ from starlette.responses import StreamingResponse
 
 from facade.config_models import WebhookCreate
 from facade.config_store import Scope, WriteMode, etag, parse_if_match, parse_wait
-from facade.context import HubDep
+from facade.context import Configurator, HubDep, Reader, parse_tenant_context
 from facade.errors import error_doc
 from facade.models import TENANT_ID_PATTERN
 from facade.responses import JSONBytesResponse, json_response
+from facade.routers.tenants import author_of, for_tenant
 from facade.runtime import Hub
+from facade.security import Principal, Role
 from shared import errors
-from shared.tenancy import TIERS, TenantContext, is_tier
 
 router = APIRouter(tags=["config"])
 
@@ -42,23 +42,9 @@ IfMatch = Annotated[
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is writing or reading, from the tenant headers."""
-
-    author: str
-    correlation_id: str | None
-    asserted_tier: str | None
-
-
-def _caller(request: Request) -> Caller:
-    ctx = TenantContext.from_headers(request.headers)
-    if ctx.tier is not None and not is_tier(ctx.tier):
-        raise errors.InvalidRequest(
-            f"unknown subscription tier {ctx.tier!r}",
-            details={"header": "x-subscription-tier", "allowed": list(TIERS)},
-        )
-    return Caller(ctx.user_id or "anonymous", ctx.correlation_id, ctx.tier)
+def _asserted_tier(request: Request, caller: Principal) -> str | None:
+    """The tier the caller asserts, if its token may assert tenant context at all."""
+    return parse_tenant_context(request, caller, None).tier
 
 
 def _read(body: dict[str, Any], *, vary: bool = False) -> JSONBytesResponse:
@@ -77,6 +63,7 @@ def _written(result: dict[str, Any]) -> JSONBytesResponse:
 async def _write(
     hub: Hub,
     request: Request,
+    caller: Principal,
     scope: Scope,
     mode: WriteMode,
     *,
@@ -84,15 +71,16 @@ async def _write(
     version: int | None = None,
     if_match: str | None,
 ) -> JSONBytesResponse:
-    caller = _caller(request)
+    if scope is not None:
+        for_tenant(caller, request, scope)
     result = await hub.config.write(
         scope,
         mode,
         body=body,
         restore_version=version,
         if_match=parse_if_match(if_match),
-        author=caller.author,
-        correlation_id=caller.correlation_id,
+        author=author_of(caller, request),
+        correlation_id=parse_tenant_context(request, caller, None).correlation_id,
     )
     return _written(result)
 
@@ -108,9 +96,11 @@ def _last_event_id(request: Request) -> int | None:
     return int(raw)
 
 
-async def _sse(hub: Hub, scope: Scope, request: Request) -> StreamingResponse:
+async def _sse(hub: Hub, scope: Scope, request: Request, caller: Principal) -> StreamingResponse:
+    if scope is not None:
+        for_tenant(caller, request, scope)
     after = _last_event_id(request)
-    tier = _caller(request).asserted_tier
+    tier = _asserted_tier(request, caller)
     events = hub.config.subscribe(
         scope, asserted_tier=tier, after=after, keepalive=hub.settings.config_keepalive
     )
@@ -135,7 +125,7 @@ async def _sse(hub: Hub, scope: Scope, request: Request) -> StreamingResponse:
 
 @router.get("/config")
 async def get_global_config(
-    hub: HubDep, index: IndexQuery = None, wait: WaitQuery = None
+    hub: HubDep, _: Reader, index: IndexQuery = None, wait: WaitQuery = None
 ) -> JSONBytesResponse:
     """The global layer; with ``?index=N`` blocks until its version exceeds N."""
     if index is not None:
@@ -145,28 +135,28 @@ async def get_global_config(
 
 @router.put("/config", responses=error_doc(errors.InvalidRequest, errors.PreconditionFailed))
 async def put_global_config(
-    body: ConfigBody, request: Request, hub: HubDep, if_match: IfMatch = None
+    body: ConfigBody, request: Request, hub: HubDep, caller: Configurator, if_match: IfMatch = None
 ) -> JSONBytesResponse:
     """Replace the global layer (the spec's ``update_global_config``); a new version."""
-    return await _write(hub, request, None, "put", body=body, if_match=if_match)
+    return await _write(hub, request, caller, None, "put", body=body, if_match=if_match)
 
 
 @router.patch("/config", responses=error_doc(errors.InvalidRequest, errors.PreconditionFailed))
 async def patch_global_config(
-    body: ConfigBody, request: Request, hub: HubDep, if_match: IfMatch = None
+    body: ConfigBody, request: Request, hub: HubDep, caller: Configurator, if_match: IfMatch = None
 ) -> JSONBytesResponse:
     """Change the global layer by JSON merge patch (``null`` removes a key)."""
-    return await _write(hub, request, None, "patch", body=body, if_match=if_match)
+    return await _write(hub, request, caller, None, "patch", body=body, if_match=if_match)
 
 
 @router.get("/config/watch", response_class=StreamingResponse)
-async def watch_global_config(request: Request, hub: HubDep) -> StreamingResponse:
+async def watch_global_config(request: Request, hub: HubDep, caller: Reader) -> StreamingResponse:
     """Server-sent events: every new global version (``id`` = version; resumable)."""
-    return await _sse(hub, None, request)
+    return await _sse(hub, None, request, caller)
 
 
 @router.get("/config/history")
-async def global_config_history(hub: HubDep) -> JSONBytesResponse:
+async def global_config_history(hub: HubDep, _: Reader) -> JSONBytesResponse:
     """Kept global versions, newest first, with author and time."""
     return json_response(hub.config.history(None))
 
@@ -176,18 +166,26 @@ async def global_config_history(hub: HubDep) -> JSONBytesResponse:
     responses=error_doc(errors.ConfigVersionNotFound, errors.PreconditionFailed),
 )
 async def rollback_global_config(
-    version: VersionPath, request: Request, hub: HubDep, if_match: IfMatch = None
+    version: VersionPath,
+    request: Request,
+    hub: HubDep,
+    caller: Configurator,
+    if_match: IfMatch = None,
 ) -> JSONBytesResponse:
     """Restore an earlier global version as a new version."""
-    return await _write(hub, request, None, "rollback", version=version, if_match=if_match)
+    return await _write(hub, request, caller, None, "rollback", version=version, if_match=if_match)
 
 
 # -- webhooks ----------------------------------------------------------------------
 
 
 @router.post("/config/webhooks", status_code=201, responses=error_doc(errors.TenantNotFound))
-async def register_webhook(req: WebhookCreate, hub: HubDep) -> JSONBytesResponse:
+async def register_webhook(
+    req: WebhookCreate, request: Request, hub: HubDep, _: Configurator
+) -> JSONBytesResponse:
     """Register a URL for config changes; the answer holds the signing secret, once."""
+    if req.tenant_id is not None:
+        request.state.audit_tenant = req.tenant_id
     result = await hub.webhooks.register(
         url=req.url, tenant_id=req.tenant_id, secret=req.secret, description=req.description
     )
@@ -197,23 +195,35 @@ async def register_webhook(req: WebhookCreate, hub: HubDep) -> JSONBytesResponse
 @router.get("/config/webhooks")
 async def list_webhooks(
     hub: HubDep,
+    caller: Reader,
     tenant_id: Annotated[str | None, Query(pattern=TENANT_ID_PATTERN)] = None,
 ) -> JSONBytesResponse:
-    """Webhooks with their last delivery: state, attempts, status code, error."""
+    """Webhooks with their last delivery: state, attempts, status code, error.
+
+    A tenant token sees only its own tenant's webhooks.
+    """
+    if caller.role is Role.TENANT:
+        caller.require_tenant(tenant_id or str(caller.tenant_id))
+        tenant_id = caller.tenant_id
     return json_response(hub.webhooks.list(tenant_id))
 
 
 @router.get("/config/webhooks/{webhook_id}", responses=error_doc(errors.WebhookNotFound))
 async def get_webhook(
-    webhook_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], hub: HubDep
+    webhook_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], hub: HubDep, caller: Reader
 ) -> JSONBytesResponse:
     """One webhook with its delivery status."""
-    return json_response(hub.webhooks.get(webhook_id))
+    hook = hub.webhooks.get(webhook_id)
+    if caller.role is Role.TENANT and hook["tenant_id"] != caller.tenant_id:
+        raise errors.WebhookNotFound(
+            f"no webhook {webhook_id!r} is registered", details={"webhook_id": webhook_id}
+        )
+    return json_response(hook)
 
 
 @router.delete("/config/webhooks/{webhook_id}", responses=error_doc(errors.WebhookNotFound))
 async def delete_webhook(
-    webhook_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], hub: HubDep
+    webhook_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], hub: HubDep, _: Configurator
 ) -> JSONBytesResponse:
     """Unregister a webhook."""
     return json_response(await hub.webhooks.delete(webhook_id))
@@ -227,6 +237,7 @@ async def get_tenant_config(
     tenant_id: TenantIdPath,
     request: Request,
     hub: HubDep,
+    caller: Reader,
     index: IndexQuery = None,
     wait: WaitQuery = None,
 ) -> JSONBytesResponse:
@@ -235,7 +246,8 @@ async def get_tenant_config(
     With ``?index=N`` (Consul style) the answer waits until the version exceeds N or
     ``wait`` passes; ``X-Hub-Index`` carries the version either way.
     """
-    tier = _caller(request).asserted_tier
+    for_tenant(caller, request, tenant_id)
+    tier = _asserted_tier(request, caller)
     if index is not None:
         await hub.config.wait_past(tenant_id, index, parse_wait(wait))
     body = hub.config.effective(tenant_id, tier)
@@ -251,10 +263,11 @@ async def put_tenant_config(
     body: ConfigBody,
     request: Request,
     hub: HubDep,
+    caller: Configurator,
     if_match: IfMatch = None,
 ) -> JSONBytesResponse:
     """Replace the tenant's overrides; ``If-Match`` takes its effective version."""
-    return await _write(hub, request, tenant_id, "put", body=body, if_match=if_match)
+    return await _write(hub, request, caller, tenant_id, "put", body=body, if_match=if_match)
 
 
 @router.patch(
@@ -266,30 +279,37 @@ async def patch_tenant_config(
     body: ConfigBody,
     request: Request,
     hub: HubDep,
+    caller: Configurator,
     if_match: IfMatch = None,
 ) -> JSONBytesResponse:
     """Change the tenant's overrides by JSON merge patch (``null`` removes a key)."""
-    return await _write(hub, request, tenant_id, "patch", body=body, if_match=if_match)
+    return await _write(hub, request, caller, tenant_id, "patch", body=body, if_match=if_match)
 
 
 @router.get("/config/{tenant_id}/watch", response_class=StreamingResponse)
 async def watch_tenant_config(
-    tenant_id: TenantIdPath, request: Request, hub: HubDep
+    tenant_id: TenantIdPath, request: Request, hub: HubDep, caller: Reader
 ) -> StreamingResponse:
     """Server-sent events: the effective config at every new version (resumable)."""
-    return await _sse(hub, tenant_id, request)
+    return await _sse(hub, tenant_id, request, caller)
 
 
 @router.get("/config/{tenant_id}/overrides", responses=error_doc(errors.TenantNotFound))
-async def tenant_overrides(tenant_id: TenantIdPath, hub: HubDep) -> JSONBytesResponse:
+async def tenant_overrides(
+    tenant_id: TenantIdPath, request: Request, hub: HubDep, caller: Reader
+) -> JSONBytesResponse:
     """The tenant's override layer alone."""
+    for_tenant(caller, request, tenant_id)
     hub.tenant_directory.require(tenant_id)
     return _read(hub.config.overrides(tenant_id))
 
 
 @router.get("/config/{tenant_id}/history", responses=error_doc(errors.TenantNotFound))
-async def tenant_config_history(tenant_id: TenantIdPath, hub: HubDep) -> JSONBytesResponse:
+async def tenant_config_history(
+    tenant_id: TenantIdPath, request: Request, hub: HubDep, caller: Reader
+) -> JSONBytesResponse:
     """Kept versions of the tenant's overrides, newest first, with author and time."""
+    for_tenant(caller, request, tenant_id)
     return json_response(hub.config.history(tenant_id))
 
 
@@ -304,7 +324,10 @@ async def rollback_tenant_config(
     version: VersionPath,
     request: Request,
     hub: HubDep,
+    caller: Configurator,
     if_match: IfMatch = None,
 ) -> JSONBytesResponse:
     """Restore an earlier version of the tenant's overrides as a new version."""
-    return await _write(hub, request, tenant_id, "rollback", version=version, if_match=if_match)
+    return await _write(
+        hub, request, caller, tenant_id, "rollback", version=version, if_match=if_match
+    )

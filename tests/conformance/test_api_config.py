@@ -16,9 +16,11 @@ from fastapi import FastAPI
 from facade import HubSettings, create_app
 from facade.runtime import Hub
 from facade.webhooks import verify
-from tests.conformance.conftest import assert_error
+from tests.conformance.conftest import ADMIN_TOKEN, assert_error
 from tests.conftest import BackendFactory
 from tests.http_helpers import WebhookReceiver, read_events, serve
+
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @dataclass
@@ -30,12 +32,26 @@ class ConfigHub:
     api: httpx.AsyncClient
     url: str
 
+    def client_with(self, token: str | None) -> httpx.AsyncClient:
+        """Another in-process client to the same hub, with ``token`` (or none)."""
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        transport = httpx.ASGITransport(app=self.app)
+        return httpx.AsyncClient(transport=transport, base_url="http://hub.test", headers=headers)
+
+    async def issue(self, role: str, **extra: object) -> str:
+        """A fresh token of ``role``, issued through the API."""
+        resp = await self.api.post("/tokens", json={"role": role, "name": role, **extra})
+        assert resp.status_code == 201, resp.text
+        token: str = resp.json()["token"]
+        return token
+
 
 @pytest.fixture
 async def config_hub(backend_factory: BackendFactory, tmp_path: Path) -> AsyncIterator[ConfigHub]:
     backend = await backend_factory()
     settings = HubSettings(
         data_dir=tmp_path / "unused",
+        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
         webhook_initial_backoff=0.05,
         webhook_max_backoff=0.2,
         webhook_max_attempts=4,
@@ -48,7 +64,9 @@ async def config_hub(backend_factory: BackendFactory, tmp_path: Path) -> AsyncIt
     try:
         async with serve(app) as url:
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as api:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://hub.test", headers=ADMIN
+            ) as api:
                 yield ConfigHub(app, hub, api, url)
     finally:
         await hub.stop()
@@ -508,7 +526,7 @@ async def test_sse_streams_every_new_version_and_resumes(config_hub: ConfigHub) 
     await provision(api, "streamer", "pro")
     start = (await config_of(api, "streamer"))["version"]
     started = asyncio.Event()
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=ADMIN) as client:
         reader = asyncio.create_task(
             read_events(client, f"{config_hub.url}/config/streamer/watch", 4, started=started)
         )
@@ -531,7 +549,7 @@ async def test_sse_streams_every_new_version_and_resumes(config_hub: ConfigHub) 
         missed.append(
             (await api.patch("/config/streamer", json={"rate_limits": {"custom": n}})).json()
         )
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=ADMIN) as client:
         resumed = await read_events(
             client,
             f"{config_hub.url}/config/streamer/watch",
@@ -547,20 +565,20 @@ async def test_global_sse_replays_each_missed_version(config_hub: ConfigHub) -> 
     v1 = (await api.put("/config", json={"features": {"n1": True}})).json()["version"]
     v2 = (await api.patch("/config", json={"features": {"n2": True}})).json()["version"]
     v3 = (await api.patch("/config", json={"features": {"n3": True}})).json()["version"]
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=ADMIN) as client:
         events = await read_events(
             client, f"{config_hub.url}/config/watch", 2, headers={"Last-Event-ID": str(v1)}
         )
     assert [int(e.id or 0) for e in events] == [v2, v3]
     assert events[0].data["config"]["features"] == {"n1": True, "n2": True}
     # An id this store never reached starts from the current state.
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=ADMIN) as client:
         events = await read_events(
             client, f"{config_hub.url}/config/watch", 1, headers={"Last-Event-ID": str(10**12)}
         )
     assert [int(e.id or 0) for e in events] == [v3]
     # A bad Last-Event-ID is a 4xx, not a broken stream.
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=ADMIN) as client:
         resp = await client.get(f"{config_hub.url}/config/watch", headers={"Last-Event-ID": "x"})
     assert_error(resp, 422, "invalid_request")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,8 +27,14 @@ def replicas(tmp_path: Path, hub_processes: Callable[..., HubProcess]) -> list[H
         "HUB_LOG_LEVEL": "warning",
         "HUB_WEBHOOK_INITIAL_BACKOFF": "0.05",
         "HUB_WEBHOOK_MAX_ATTEMPTS": "3",
+        "HUB_ADMIN_TOKEN": "replicas-admin-" + secrets.token_urlsafe(32),
     }
     return [hub_processes(env=env).start() for _ in range(3)]
+
+
+def admin(replicas: list[HubProcess]) -> dict[str, str]:
+    """Authorization as the replicas' admin (they share one configured admin token)."""
+    return {"authorization": f"Bearer {replicas[0].env['HUB_ADMIN_TOKEN']}"}
 
 
 async def converged_usage(client: httpx.AsyncClient, hub: HubProcess, expected: int) -> int:
@@ -45,7 +52,7 @@ async def converged_usage(client: httpx.AsyncClient, hub: HubProcess, expected: 
 async def test_concurrent_allocations_from_several_replicas_hit_the_limit_exactly(
     replicas: list[HubProcess],
 ) -> None:
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(timeout=60, headers=admin(replicas)) as client:
         resp = await client.post(
             f"{replicas[0].url}/tenants", json={"tenant_id": "crowd", "subscription_tier": "pro"}
         )
@@ -90,7 +97,7 @@ async def test_concurrent_allocations_from_several_replicas_hit_the_limit_exactl
 
 async def test_write_on_one_replica_streams_from_another(replicas: list[HubProcess]) -> None:
     writer, watcher = replicas[0], replicas[2]
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=admin(replicas)) as client:
         await client.post(
             f"{writer.url}/tenants", json={"tenant_id": "acme", "subscription_tier": "free"}
         )
@@ -115,7 +122,10 @@ async def test_write_on_one_replica_streams_from_another(replicas: list[HubProce
 
 async def test_each_version_is_delivered_once_across_replicas(replicas: list[HubProcess]) -> None:
     receiver = WebhookReceiver()
-    async with serve(receiver.app()) as receiver_url, httpx.AsyncClient(timeout=30) as client:
+    async with (
+        serve(receiver.app()) as receiver_url,
+        httpx.AsyncClient(timeout=30, headers=admin(replicas)) as client,
+    ):
         hook = (
             await client.post(
                 f"{replicas[1].url}/config/webhooks", json={"url": f"{receiver_url}/hook"}
