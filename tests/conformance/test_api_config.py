@@ -800,3 +800,73 @@ async def test_bad_quota_requests_are_4xx(api: httpx.AsyncClient) -> None:
     )
     assert_error(await api.get("/tenants/nobody/usage"), 404, "tenant_not_found")
     assert (await api.get("/tenants/q/usage")).json()["resources"]["storage"]["used"] == 0
+
+
+# -- access control ------------------------------------------------------------------
+
+
+async def test_tenant_tokens_reach_only_their_own_tenant(config_hub: ConfigHub) -> None:
+    api = config_hub.api
+    await provision(api, "tenant_a", "pro")
+    await provision(api, "tenant_b", "free")
+    await api.post("/tenants/tenant_b/resources/storage/allocate", json={"amount": 90})
+    token = await config_hub.issue("tenant", tenant_id="tenant_a")
+    async with config_hub.client_with(token) as client:
+        own = await client.get("/config/tenant_a")
+        assert own.status_code == 200, own.text
+        assert own.json()["subscription_tier"] == "pro"
+        assert (await client.get("/tenants/tenant_a/usage")).status_code == 200
+        assert [t["tenant_id"] for t in (await client.get("/tenants")).json()["tenants"]] == [
+            "tenant_a"
+        ]
+        for path in (
+            "/config/tenant_b",
+            "/config/tenant_b/history",
+            "/config/tenant_b/overrides",
+            "/tenants/tenant_b",
+            "/tenants/tenant_b/usage",
+        ):
+            assert_error(await client.get(path), 403, "tenant_mismatch")
+        # Tenant b's storage alert (90 of 100 MB) is not shown to tenant a.
+        assert (await client.get("/alerts")).json()["count"] == 0
+        assert_error(await client.get("/metrics"), 403, "forbidden")
+        # Read-only role: no config writes, no quota changes, no provisioning.
+        assert_error(await client.put("/config/tenant_a", json={}), 403, "forbidden")
+        assert_error(await client.patch("/config", json={}), 403, "forbidden")
+        assert_error(
+            await client.post("/tenants/tenant_a/resources/storage/allocate"), 403, "forbidden"
+        )
+        assert_error(
+            await client.post("/tenants", json={"tenant_id": "x", "subscription_tier": "pro"}),
+            403,
+            "forbidden",
+        )
+        # A tenant token cannot raise its tier by header.
+        assert_error(
+            await client.get("/config/tenant_a", headers={"x-subscription-tier": "enterprise"}),
+            403,
+            "tenant_mismatch",
+        )
+    assert (await api.get("/alerts")).json()["count"] == 1  # the admin sees it
+
+
+async def test_only_gateways_assert_tiers_and_services_report_usage(config_hub: ConfigHub) -> None:
+    api = config_hub.api
+    await provision(api, "metered_svc", "free")
+    gateway = await config_hub.issue("gateway")
+    service = await config_hub.issue("service")
+    async with config_hub.client_with(gateway) as client:
+        guest = await client.get("/config/walk_in", headers={"x-subscription-tier": "enterprise"})
+        assert guest.json()["config"]["features"]["custom_models"] is True
+    async with config_hub.client_with(service) as client:
+        assert_error(
+            await client.get("/config/walk_in", headers={"x-subscription-tier": "enterprise"}),
+            403,
+            "tenant_headers_not_allowed",
+        )
+        assert (await client.get("/config/walk_in")).json()["subscription_tier"] == "free"
+        resp = await client.post("/tenants/metered_svc/resources/api_calls_per_hour/allocate")
+        assert resp.status_code == 200, resp.text
+        assert_error(await client.put("/config", json={}), 403, "forbidden")
+    async with config_hub.client_with(None) as anonymous:
+        assert_error(await anonymous.get("/config/metered_svc"), 401, "unauthorized")
