@@ -695,6 +695,16 @@ class ConfigService:
         """Empty a tenant's overrides as a new version (used when the tenant is removed)."""
         await self.write(tenant_id, "tenant_deleted", author=author)
 
+    async def ensure_tenant_overrides_reset(self, tenant_id: str) -> int | None:
+        """Reset again if a write slipped in after the reset; the new revision, if any."""
+        layer = (await self.backend.range(layer_prefix(tenant_id))).items
+        entries = [e for e in (ConfigVersion.from_kv(kv) for kv in layer) if e is not None]
+        newest = max(entries, key=lambda e: e.sequence) if entries else None
+        if newest is None or newest.action == "tenant_deleted":
+            return None
+        result = await self.write(tenant_id, "tenant_deleted", author=newest.author)
+        return int(result["version"])
+
 
 _WAIT = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 MAX_WAIT = 600.0

@@ -252,6 +252,10 @@ class TenantService:
             for kv in snapshot.items:
                 await self.backend.delete(kv.key)
         revision = await self.backend.delete(tenant_key(tenant_id))
+        if self.config is not None:
+            # An override write that passed its tenant check just before the delete may
+            # have landed after the reset; writes after the delete are refused.
+            revision = await self.config.ensure_tenant_overrides_reset(tenant_id) or revision
         if revision is not None:
             await self._visible(revision)
         return {"deleted": True, "tenant_id": tenant_id}
