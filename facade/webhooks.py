@@ -279,7 +279,9 @@ class WebhookService:
             except Exception:
                 log.exception("webhook scan failed; retrying")
             try:
-                await asyncio.wait(woken, timeout=self.rescan_interval)
+                await asyncio.wait(
+                    woken, timeout=self.rescan_interval, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 for waiter in woken:
                     waiter.cancel()

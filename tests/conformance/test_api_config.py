@@ -60,6 +60,9 @@ async def config_hub(backend_factory: BackendFactory, tmp_path: Path) -> AsyncIt
     )
     app = create_app(settings, backend=backend)
     hub: Hub = app.state.hub
+    # Deliveries must follow from change notifications alone, not the periodic rescan
+    # (which only exists to pick up claims abandoned by a dead replica).
+    hub.webhooks.rescan_interval = 3600
     await hub.start()
     try:
         async with serve(app) as url:
@@ -621,6 +624,16 @@ async def test_webhook_delivery_is_signed_and_retried(config_hub: ConfigHub) -> 
             receiver.received[-1].body,
             receiver.received[-1].headers["x-hub-signature"],
         )
+
+        # The next change is pushed as well (each change wakes the delivery worker).
+        again = (await api.patch("/config/hooked", json={"features": {"again": True}})).json()
+        await receiver.wait_for(
+            lambda received: any(
+                json.loads(r.body)["version"] >= again["version"] for r in received
+            )
+        )
+        last = json.loads(receiver.received[-1].body)
+        assert last["data"]["config"]["features"]["again"] is True
 
         listed = (await api.get("/config/webhooks")).json()
         assert listed["count"] == 1
