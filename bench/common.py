@@ -17,10 +17,17 @@ WRK_SCRIPT = textwrap.dedent(
     local i = 0
     function init(args)
       for line in io.lines(args[1]) do paths[#paths + 1] = line end
+      if args[2] then
+        local f = io.open(args[2], "rb")
+        wrk.method = "POST"
+        wrk.body = f:read("*a")
+        wrk.headers["Content-Type"] = "application/json"
+        f:close()
+      end
     end
     function request()
       i = i + 1
-      return wrk.format("GET", paths[(i % #paths) + 1])
+      return wrk.format(nil, paths[(i % #paths) + 1])
     end
     function done(summary, latency, requests)
       io.write(string.format(
@@ -74,8 +81,12 @@ def run_wrk(
     seconds: int,
     threads: int = 1,
     headers: dict[str, str] | None = None,
+    json_body: str | None = None,
 ) -> LoadResult:
-    """Drive GETs over ``paths`` with wrk (a separate process) and parse its figures."""
+    """Drive GETs over ``paths`` with wrk (a separate process) and parse its figures.
+
+    With ``json_body``, every request is a POST of that JSON instead (etcd's gateway).
+    """
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -97,6 +108,10 @@ def run_wrk(
         for name, value in (headers or {}).items():
             cmd += ["-H", f"{name}: {value}"]
         cmd += [base_url, "--", str(path_file)]
+        if json_body is not None:
+            body_file = Path(tmp) / "body.json"
+            body_file.write_text(json_body)
+            cmd.append(str(body_file))
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     data = json.loads(next(line[8:] for line in out.splitlines() if line.startswith("WRKJSON ")))
     return LoadResult(

@@ -34,6 +34,11 @@ class HubSettings(BaseSettings):
     view_start_timeout: float = Field(
         10.0, gt=0, le=600, description="How long start-up waits for the first backend sync."
     )
+    consul_address: str = Field(
+        "http://127.0.0.1:8500", min_length=1, description="Consul agent HTTP address."
+    )
+    consul_token: SecretStr | None = Field(None, description="Consul ACL token, if ACLs are on.")
+    consul_datacenter: str | None = Field(None, description="Consul datacenter (agent's own).")
     default_ttl: int | None = Field(
         None, ge=1, le=86_400, description="TTL for registrations that give none (None: none)."
     )
@@ -56,10 +61,31 @@ class HubSettings(BaseSettings):
     max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
     max_json_depth: int = Field(32, ge=2, le=1000)
     rate_limit_per_token: float = Field(
-        500.0, gt=0, description="Sustained requests/s for one service/gateway/admin token."
+        10_000.0, gt=0, description="Sustained requests/s for one service/gateway/admin token."
     )
     rate_limit_burst: float = Field(
-        1000.0, gt=0, description="Requests a token may burst above its sustained rate."
+        20_000.0, gt=0, description="Requests a token may burst above its sustained rate."
+    )
+
+    etcd_endpoints: str = Field(
+        "http://127.0.0.1:2379",
+        min_length=1,
+        description="etcd gateway URLs, comma-separated; the next is tried on connection errors.",
+    )
+    etcd_namespace: str = Field(
+        "hub",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$",
+        description="Every hub key is stored under /<namespace>/ in etcd.",
+    )
+    etcd_connect_timeout: float = Field(
+        0.5, gt=0, le=30, description="Seconds to connect to an etcd member before the next."
+    )
+    etcd_read_timeout: float = Field(2.0, gt=0, le=60, description="Seconds an etcd read may take.")
+    etcd_write_timeout: float = Field(
+        1.5,
+        gt=0,
+        le=60,
+        description="Seconds an etcd write may take before it fails as 'no quorum' (503).",
     )
 
     @model_validator(mode="after")
@@ -104,6 +130,21 @@ class HubSettings(BaseSettings):
         """Constructor keyword arguments for the configured backend."""
         if self.backend == "embedded":
             return {"data_dir": self.data_dir}
+        if self.backend == "etcd":
+            return {
+                "endpoints": self.etcd_endpoints,
+                "namespace": self.etcd_namespace,
+                "connect_timeout": self.etcd_connect_timeout,
+                "read_timeout": self.etcd_read_timeout,
+                "write_timeout": self.etcd_write_timeout,
+            }
+        if self.backend == "consul":
+            token = self.consul_token.get_secret_value() if self.consul_token else None
+            return {
+                "address": self.consul_address,
+                "token": token,
+                "datacenter": self.consul_datacenter,
+            }
         return {}
 
 

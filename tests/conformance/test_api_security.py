@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conformance.conftest import RunningHub
+from tests.conformance.conftest import ADMIN_TOKEN, RunningHub
 from tests.conformance.test_api_services import assert_error, register
 
 PUBLIC_PATHS = {"/health"}
@@ -255,3 +255,27 @@ async def test_concurrent_writes_leave_one_consistent_record(
     svc = (await api.get("/services/race")).json()
     assert len(svc["instances"]) == 1
     assert 1 <= svc["instances"][0]["weight"] <= 20
+
+
+async def test_anonymous_reads_when_the_operator_allows_them(running_hub: RunningHub) -> None:
+    from facade import HubSettings, create_app
+
+    open_app = create_app(
+        HubSettings(anonymous_reads=True, admin_token=ADMIN_TOKEN),  # type: ignore[arg-type]
+        backend=running_hub.hub.backend,
+    )
+    hub = open_app.state.hub
+    await hub.start()
+    try:
+        transport = httpx.ASGITransport(app=open_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as anon:
+            assert (await anon.get("/services/")).status_code == 200
+            write = await anon.post(
+                "/services/register", json={"name": "a", "host": "h", "port": 1}
+            )
+            assert_error(write, 401, "unauthorized")
+            forged = await anon.get("/services/", headers={"x-subscription-tier": "enterprise"})
+            assert_error(forged, 403, "tenant_headers_not_allowed")
+            assert_error(await anon.get("/tokens"), 401, "unauthorized")
+    finally:
+        await hub.stop()
