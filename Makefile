@@ -33,6 +33,7 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.discovery
+	$(BIN)/python -m bench.config_push
 
 bench-etcd: $(STAMP)
 	$(BIN)/python -m bench.etcd_propagation

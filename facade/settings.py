@@ -107,6 +107,25 @@ class HubSettings(BaseSettings):
 
         return self.token_file or self.data_dir / BOOTSTRAP_TOKEN_FILE
 
+    config_history_limit: int = Field(
+        100, ge=1, le=10_000, description="Config versions kept per layer (global, tenant)."
+    )
+    config_keepalive: float = Field(
+        15.0, gt=0, le=300, description="Seconds between keep-alive comments on config streams."
+    )
+    webhook_max_attempts: int = Field(
+        6, ge=1, le=100, description="Delivery attempts per config version and webhook."
+    )
+    webhook_initial_backoff: float = Field(
+        1.0, gt=0, le=3600, description="Seconds before the first webhook retry (then doubled)."
+    )
+    webhook_max_backoff: float = Field(
+        60.0, gt=0, le=3600, description="Longest wait between webhook retries."
+    )
+    webhook_timeout: float = Field(
+        5.0, gt=0, le=120, description="Seconds a webhook receiver has to answer."
+    )
+
     def backend_options(self) -> dict[str, Any]:
         """Constructor keyword arguments for the configured backend."""
         if self.backend == "embedded":
