@@ -408,8 +408,7 @@ class SQLiteBackend(Backend):
                 yield WatchEvent(type=EventType.PROGRESS, key="", revision=head)
                 next_rev = head + 1
             if changed is not None:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-                # cancellation that races with the event firing, and the watcher never stops.
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_interval):
                         await changed.wait()

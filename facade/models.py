@@ -86,7 +86,7 @@ class ServiceRegistration(BaseModel):
     host: str = Field(
         max_length=253, description="Hostname or IP address callers connect to directly."
     )
-    port: int = Field(ge=1, le=65535)
+    port: int = Field(ge=1, le=65535, description="TCP port callers connect to, 1-65535.")
     protocol: Protocol = Field("http", description="How callers talk to the instance.")
     health_endpoint: str = Field(
         "/health",
@@ -103,9 +103,18 @@ class ServiceRegistration(BaseModel):
     )
     resource_tier: ResourceTier = Field("basic", description="Resource class of the service.")
     weight: int = Field(1, ge=1, le=1000, description="Relative share of traffic.")
-    version: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-    tags: list[Tag] = Field(default_factory=list, max_length=32)
-    meta: dict[MetaKey, MetaValue] = Field(default_factory=dict, max_length=64)
+    version: str | None = Field(
+        None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$",
+        description="Version of the running build, e.g. 2.5.0.",
+    )
+    tags: list[Tag] = Field(
+        default_factory=list, max_length=32, description="Free labels (at most 32)."
+    )
+    meta: dict[MetaKey, MetaValue] = Field(
+        default_factory=dict, max_length=64, description="String key/value metadata (at most 64)."
+    )
     ttl: int | None = Field(
         None,
         ge=1,

@@ -76,18 +76,17 @@ class StateView:
         self._first_sync = asyncio.Event()
         self._task = asyncio.create_task(self._follow(), name="state-view")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._first_sync.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._first_sync.wait()
 
     async def stop(self) -> None:
         """Stop following; pending waiters are released."""
         if self._task is not None:
-            # Cancel until done: on Python 3.11 a cancellation racing with a completing
-            # asyncio.wait_for inside the feed can be swallowed.
             while not self._task.done():
                 self._task.cancel()
-                await asyncio.wait({self._task}, timeout=0.5)
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                self._task.result()
+                await asyncio.wait({self._task}, timeout=1.0)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
             self._task = None
         for _, _, fut in self._waiters:
             if not fut.done():
@@ -111,7 +110,8 @@ class StateView:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (revision, next(self._waiter_ids), fut))
         try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            async with asyncio.timeout(timeout):
+                await fut
         except TimeoutError:
             return self.revision >= revision
         return True

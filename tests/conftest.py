@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ import pytest
 
 from adapters import Backend
 from adapters.sqlite import SQLiteBackend
+from tests.etcd_cluster import EtcdCluster, live_clusters
 
 BackendFactory = Callable[[], Awaitable[Backend]]
 
-BACKEND_KINDS = ["embedded", "etcd", "consul"]
+BACKEND_KINDS = ["embedded", "etcd", "consul", "consul-contract"]
 
 
 @pytest.fixture
@@ -38,14 +40,77 @@ def embedded_backend_factory(tmp_path: Path) -> BackendFactory:
 
 @pytest.fixture
 def consul_backend_factory() -> BackendFactory:
-    if not os.environ.get("CONSUL_HTTP_ADDR"):
+    address = os.environ.get("CONSUL_HTTP_ADDR")
+    if not address:
         pytest.skip("no Consul agent: set CONSUL_HTTP_ADDR to run the Consul backend suite")
-    pytest.skip("the Consul backend is not implemented yet")
+    return _consul_factory(address, os.environ.get("CONSUL_HTTP_TOKEN"))
 
 
 @pytest.fixture
-def etcd_backend_factory() -> BackendFactory:
-    pytest.skip("the etcd backend is not implemented yet")
+def fake_consul() -> Iterator[Any]:
+    """A fake Consul agent built from Consul's HTTP API docs (tests/contract/fake_consul.py)."""
+    from tests.contract.fake_consul import FakeConsul
+
+    fake = FakeConsul()
+    fake.address = fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def consul_contract_backend_factory(fake_consul: Any) -> BackendFactory:
+    """Contract level only: the Consul backend against the fake agent, not a live one."""
+    return _consul_factory(fake_consul.address, None)
+
+
+def _consul_factory(address: str, token: str | None) -> BackendFactory:
+    from adapters.consul import ConsulBackend
+
+    async def make() -> Backend:
+        # A fresh KV prefix per backend; the catalog is the agent's own and is shared.
+        backend = ConsulBackend(address, token=token, kv_prefix=f"hub-test-{uuid.uuid4().hex}/")
+        await backend.open()
+        return backend
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    """One real etcd member for the whole session (tests share it by namespace)."""
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"), size=1).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def etcd_backend_factory(etcd_server: EtcdCluster) -> Iterator[BackendFactory]:
+    """Each call: an EtcdBackend on the session's etcd with a namespace of its own."""
+    from adapters.etcd import EtcdBackend
+
+    namespaces: list[str] = []
+
+    async def make() -> Backend:
+        namespaces.append(f"test-{uuid.uuid4().hex}")
+        backend = EtcdBackend(etcd_server.endpoints, namespace=namespaces[-1])
+        await backend.open()
+        return backend
+
+    yield make
+    # Delete what the test left, so leases it granted expire without later DELETE events
+    # (and revisions) landing in the next test.
+    for namespace in namespaces:
+        etcd_server.delete_prefix(f"/{namespace}/")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report shows the log tail of every etcd member still running."""
+    report = yield
+    if report.failed:
+        for cluster in live_clusters():
+            report.sections.append(("etcd log tail", cluster.log_tails()))
+    return report
 
 
 @pytest.fixture(params=BACKEND_KINDS)
@@ -59,7 +124,9 @@ async def backend_factory(
     backend_kind: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[BackendFactory]:
     """Builds fresh opened backends of the parametrized kind and closes them afterwards."""
-    make: BackendFactory = request.getfixturevalue(f"{backend_kind}_backend_factory")
+    make: BackendFactory = request.getfixturevalue(
+        f"{backend_kind.replace('-', '_')}_backend_factory"
+    )
     opened: list[Backend] = []
 
     async def tracked() -> Backend:

@@ -1,8 +1,10 @@
-"""Fixtures for in-process hubs and real loopback services.
+"""Integration fixtures: hub processes that are always stopped after the test, in-process
+hubs, and real loopback services.
 
-A hub here is the real application (``create_app``) with its lifespan running and an
-embedded backend in a temporary directory; requests go through httpx's ASGI transport.
-Several hubs on one directory are several replicas sharing one backend.
+An in-process hub is the real application (``create_app``) with its lifespan running and
+an embedded backend in a temporary directory, requests going through httpx's ASGI
+transport as the test admin. Several hubs on one directory are several replicas sharing
+one backend.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,11 +24,27 @@ from adapters import Backend
 from facade.app import create_app
 from facade.runtime import Hub
 from facade.settings import load_settings
+from tests.processes import ADMIN_HEADERS, TEST_ADMIN_TOKEN, HubProcess
 from tests.servers import ControllableService, Mode
 
 T = TypeVar("T")
 
 FAST_CHECK = {"interval": 0.3, "timeout": 0.25, "failures_before_critical": 2}
+
+
+@pytest.fixture
+def hub_processes(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
+    """Factory for real hub processes; every one started is stopped by PID afterwards."""
+    started: list[HubProcess] = []
+
+    def make(**kwargs: Any) -> HubProcess:
+        proc = HubProcess(kwargs.pop("workdir", tmp_path), **kwargs)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.stop()
 
 
 class RunningHub:
@@ -54,10 +72,13 @@ async def running_hub(
     data_dir: Path, backend: Backend | None = None, **settings: Any
 ) -> AsyncIterator[RunningHub]:
     """A started hub on ``data_dir``; stopped (releasing leadership) on exit."""
+    settings = {"admin_token": TEST_ADMIN_TOKEN} | settings
     app = create_app(load_settings(data_dir=data_dir, **settings), backend=backend)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://hub", headers=ADMIN_HEADERS
+        ) as client:
             yield RunningHub(app, client)
 
 

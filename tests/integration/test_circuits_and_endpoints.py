@@ -187,7 +187,9 @@ async def test_circuit_state_is_shared_by_replicas(
             await report(first, "settlement", False, tier="pro")
 
         async def second_sees_open() -> None:
-            state = (await second.client.get("/circuits/settlement")).json()
+            response = await second.client.get("/circuits/settlement")
+            assert response.status_code == 200, response.text  # its view may lag a moment
+            state = response.json()
             assert state["tiers"]["pro"]["state"] == "OPEN"
             assert state["tiers"]["pro"]["trip"]["reason"] == "failure_rate"
             pro = {"x-tenant-id": "p", "x-subscription-tier": "pro"}

@@ -1,0 +1,71 @@
+"""The catalog index and selection, without HTTP or a backend."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import orjson
+
+from adapters import EventType, WatchEvent
+from facade.balancing import SmoothWeightedRoundRobin
+from facade.catalog import CatalogIndex, Instance, endpoint_url
+
+
+def put(index: CatalogIndex, key: str, value: dict[str, object], rev: int) -> None:
+    index.apply(WatchEvent(EventType.PUT, key, rev, orjson.dumps(value)), None)
+
+
+def record(iid: str, port: int, weight: int = 1) -> dict[str, object]:
+    return Instance(iid, "svc", "127.0.0.1", port, weight=weight).to_record()
+
+
+def test_health_overlay_and_degraded_fallback() -> None:
+    index = CatalogIndex()
+    put(index, "catalog/svc/a", record("a", 1), 1)
+    put(index, "catalog/svc/b", record("b", 2), 2)
+    state = index.get("svc")
+    assert state is not None
+    assert [c.instance.instance_id for c in state.candidates().candidates] == ["a", "b"]
+    put(index, "health/svc/a", {"status": "critical"}, 3)
+    assert [c.instance.instance_id for c in state.candidates().candidates] == ["b"]
+    put(index, "health/svc/b", {"status": "degraded"}, 4)
+    candidates = state.candidates()
+    assert candidates.degraded_fallback is True
+    assert [c.instance.instance_id for c in candidates.candidates] == ["b"]
+    put(index, "health/svc/b", {"status": "critical"}, 5)
+    assert not state.candidates()
+    assert state.candidates().degraded_fallback is False
+
+
+def test_malformed_records_are_ignored_not_fatal() -> None:
+    index = CatalogIndex()
+    index.apply(WatchEvent(EventType.PUT, "catalog/svc/x", 1, b"not json"), None)
+    put(index, "catalog/svc/y", {"no": "fields"}, 2)
+    put(index, "catalog/svc/z", record("z", 3), 3)
+    state = index.get("svc")
+    assert state is not None
+    assert list(state.instances) == ["z"]
+
+
+def test_delete_drops_empty_services() -> None:
+    index = CatalogIndex()
+    put(index, "catalog/svc/a", record("a", 1), 1)
+    index.apply(WatchEvent(EventType.DELETE, "catalog/svc/a", 2), None)
+    assert index.get("svc") is None
+
+
+def test_smooth_weighted_round_robin_interleaves_exactly() -> None:
+    index = CatalogIndex()
+    put(index, "catalog/svc/a", record("a", 1, weight=5), 1)
+    put(index, "catalog/svc/b", record("b", 2, weight=1), 2)
+    put(index, "catalog/svc/c", record("c", 3, weight=1), 3)
+    state = index.get("svc")
+    assert state is not None
+    rr = SmoothWeightedRoundRobin()
+    seq = [rr.pick("svc", state.candidates()).instance.instance_id for _ in range(7)]  # type: ignore[union-attr]
+    assert Counter(seq) == {"a": 5, "b": 1, "c": 1}
+    assert seq[:3] != ["a", "a", "a"]  # smooth: no bursts of the heavy instance
+
+
+def test_ipv6_urls_are_bracketed() -> None:
+    assert endpoint_url("http", "::1", 80) == "http://[::1]:80"
