@@ -16,7 +16,7 @@ from facade.circuit_service import CircuitService
 from facade.circuits import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
 from facade.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
 from facade.discovery import DiscoveryService
-from facade.health import HealthService
+from facade.health import HealthMetrics, HealthService
 from facade.leader import LEADER_PREFIX, LeaderElection
 from facade.prober import HealthProber
 from facade.quotas import QuotaMetrics, QuotaService, usage_prefix
@@ -168,6 +168,7 @@ class Hub:
         # Per-hub registry: several hubs may run in one process (tests, benchmarks).
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.metrics_registry.register(QuotaMetrics(self.quotas))
+        self.metrics_registry.register(HealthMetrics(self.catalog, self.circuits, self.prober))
 
     async def start(self) -> None:
         """Open the backend and sync the view; an unreachable backend is retried later."""
