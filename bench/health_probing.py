@@ -98,7 +98,7 @@ async def register_all(
 ) -> dict[int, str]:
     """Register every port; return port -> service name."""
     services: dict[int, str] = {}
-    semaphore = asyncio.Semaphore(32)
+    semaphore = asyncio.Semaphore(16)
 
     async def one(index: int, port: int) -> None:
         name = f"svc-{index // INSTANCES_PER_SERVICE:03d}"
@@ -141,7 +141,7 @@ async def drive(
         "successes_before_passing": 2,
     }
     assert hub.proc is not None
-    async with httpx.AsyncClient(base_url=hub.url, headers=ADMIN_HEADERS, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=hub.url, headers=ADMIN_HEADERS, timeout=120) as client:
         started = time.monotonic()
         services = await register_all(client, ports, check)
         print(

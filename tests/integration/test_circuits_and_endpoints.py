@@ -114,6 +114,9 @@ async def test_open_circuit_removes_endpoints_for_that_tier_only_then_recovers(
         assert body["tiers"]["pro"]["state"] == "CLOSED"
         assert body["tiers"]["free"]["state"] == "CLOSED"
         assert body["tiers"]["enterprise"]["trip"]["failure_rate"] == 0.2
+        metrics = (await hub.client.get("/metrics")).text
+        assert 'hub_circuit_state{service="ml-processing",tier="enterprise"} 2.0' in metrics
+        assert 'hub_circuit_state{service="ml-processing",tier="free"} 0.0' in metrics
 
         state = (await hub.client.get("/circuits/ml-processing", headers=ENTERPRISE)).json()
         assert (state["state"], state["subscription_tier"]) == ("OPEN", "enterprise")
