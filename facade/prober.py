@@ -47,6 +47,8 @@ log = logging.getLogger("central_hub.prober")
 
 MAX_IDLE_WAIT = 0.25
 """Longest the scheduler sleeps, so catalog changes are picked up promptly."""
+LAG_SAMPLES = 10_000
+"""Probes the start-lag percentiles are computed over (the most recent ones)."""
 KEEPALIVE_TARGETS = 4096
 """HTTP targets that get a kept-alive connection of their own; any beyond share one
 client that reconnects per probe (bounds the prober's idle sockets)."""
@@ -87,10 +89,10 @@ class ProbeStats:
     writes: int = 0
     write_errors: int = 0
     deregistered: int = 0
-    lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=50_000))
+    lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))
 
     def summary(self) -> dict[str, Any]:
-        """Counts plus start-lag percentiles (ms) over the most recent probes."""
+        """Counts plus start-lag percentiles (ms) over the last :data:`LAG_SAMPLES` probes."""
         lags = sorted(self.lag_ms)
 
         def pct(q: float) -> float | None:
