@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.integration.conftest import FAST_CHECK, ServiceFactory, eventually, running_hub
+from tests.processes import ADMIN_HEADERS, TEST_ADMIN_TOKEN
 
 
 async def test_one_replica_probes_and_another_takes_over_on_stop(
@@ -56,7 +57,11 @@ async def test_one_replica_probes_and_another_takes_over_on_stop(
 def hub_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A real hub process on a loopback port; killed by PID afterwards if still alive."""
     port = free_port()
-    env = os.environ | {"HUB_LEADER_TTL": "2", "HUB_LOG_LEVEL": "warning"}
+    env = os.environ | {
+        "HUB_LEADER_TTL": "2",
+        "HUB_LOG_LEVEL": "warning",
+        "HUB_ADMIN_TOKEN": TEST_ADMIN_TOKEN,
+    }
     command = [sys.executable, "-m", "facade.cli", "run", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--data-dir", str(tmp_path)],
@@ -80,7 +85,7 @@ async def test_takeover_within_the_lease_ttl_after_the_leader_is_killed(
 ) -> None:
     process, url = hub_process
     service = await loopback_services()
-    async with httpx.AsyncClient(base_url=url, timeout=5) as remote:
+    async with httpx.AsyncClient(base_url=url, timeout=5, headers=ADMIN_HEADERS) as remote:
 
         async def remote_leads() -> None:
             try:
