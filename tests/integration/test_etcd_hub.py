@@ -9,21 +9,29 @@ and recorded as test properties instead; ``bench/etcd_propagation.py`` measures)
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+from adapters.etcd import EtcdBackend
+from shared.errors import BackendUnavailable
 from tests.etcd_cluster import EtcdCluster
 from tests.processes import HubProcess
 
 pytestmark = pytest.mark.slow
 
+T = TypeVar("T")
+
 HubFactory = Callable[..., HubProcess]
+NEW_RECORD = json.dumps(
+    {"instance_id": "fx-new", "service_name": "fx", "host": "127.0.0.1", "port": 9602}
+).encode()
 
 
 @pytest.fixture
@@ -71,6 +79,16 @@ async def poll(
         await asyncio.sleep(interval)
         answer = await fetch()
     raise AssertionError(f"condition not reached; last answer {answer.status_code}: {answer.text}")
+
+
+async def eventually(attempt: Callable[[], Awaitable[T]], *, tries: int = 60) -> T:
+    """``attempt()``'s first result that does not raise BackendUnavailable (bounded)."""
+    for _ in range(tries - 1):
+        try:
+            return await attempt()
+        except BackendUnavailable:
+            await asyncio.sleep(0.25)
+    return await attempt()
 
 
 def registration(name: str, port: int, **fields: Any) -> dict[str, Any]:
@@ -301,3 +319,36 @@ async def test_hub_starts_without_etcd_reports_unhealthy_and_recovers(
             assert instance_ids(found) == {created.json()["instance_id"]}
         finally:
             late.stop()
+
+
+async def test_a_hub_behind_compaction_resyncs_by_itself(
+    cluster: EtcdCluster, start_hub: HubFactory
+) -> None:
+    watched, other, _ = cluster.members
+    a = start_hub([watched.client_url], "a")
+    async with httpx.AsyncClient(timeout=10) as http:
+        kept = await http.post(f"{a.url}/services/register", json=registration("fx", 9600))
+        dropped = await http.post(f"{a.url}/services/register", json=registration("fx", 9601))
+        assert (kept.status_code, dropped.status_code) == (201, 201)
+        namespace = a.env["HUB_ETCD_NAMESPACE"]
+        cluster.kill(watched)  # hub A's only endpoint: its watch stops
+        writer = EtcdBackend([other.client_url], namespace=namespace)
+        await writer.open()
+        try:
+            added = await eventually(lambda: writer.put_instance("fx", "fx-new", NEW_RECORD))
+            await writer.delete_instance("fx", dropped.json()["instance_id"])
+            await writer.compact(await writer.current_revision())
+        finally:
+            await writer.close()
+        cluster.restart(watched)
+        caught_up = await poll(
+            lambda: http.get(f"{a.url}/services/discover/fx"),
+            lambda r: (
+                instance_ids(r) == {kept.json()["instance_id"], "fx-new"}
+                and r.json()["stale"] is False
+            ),
+            tries=400,
+        )
+        assert caught_up.status_code == 200
+        health = (await http.get(f"{a.url}/health")).json()
+        assert health["view"]["revision"] >= added
