@@ -146,8 +146,9 @@ class EtcdBackend(Backend):
                 :class:`~shared.errors.NoQuorum` (the member answered but did not commit).
             watch_liveness_interval: a watch checks every this many seconds that its
                 member answers and has a leader; if not, the watch ends.
-            watch_idle_timeout: a watch stream silent this long is reopened even if the
-                member answers (etcd without progress notifications).
+            watch_idle_timeout: a watch stream silent this long is reopened from the
+                next revision (after checking its member), so a half-open connection
+                cannot hang a watch even where etcd sends progress notifications rarely.
             range_page_size: keys per request when reading a prefix.
             max_workers: threads for concurrent requests.
         """
@@ -468,23 +469,28 @@ class EtcdBackend(Backend):
         full = self._full(prefix)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[_StreamItem] = asyncio.Queue()
-        endpoint_index = await self._run(self._watchable_endpoint)
-        endpoint = self._endpoints[endpoint_index]
-        stream = _WatchStream(
-            endpoint=endpoint,
-            request={
-                "create_request": {
-                    "key": _b64(full),
-                    "range_end": _b64(prefix_end(full)),
-                    "start_revision": str(max(1, start_revision)),
-                    "progress_notify": True,
-                }
-            },
-            timeout=(self.connect_timeout, self.watch_idle_timeout),
-            deliver=lambda item: loop.call_soon_threadsafe(queue.put_nowait, item),
-        )
-        self._streams.add(stream)
-        stream.start()
+        endpoint = self._endpoints[await self._run(self._watchable_endpoint)]
+        next_revision = max(1, start_revision)
+
+        def open_stream() -> _WatchStream:
+            stream = _WatchStream(
+                endpoint=endpoint,
+                request={
+                    "create_request": {
+                        "key": _b64(full),
+                        "range_end": _b64(prefix_end(full)),
+                        "start_revision": str(next_revision),
+                        "progress_notify": True,
+                    }
+                },
+                timeout=(self.connect_timeout, self.watch_idle_timeout),
+                deliver=lambda item: loop.call_soon_threadsafe(queue.put_nowait, item),
+            )
+            self._streams.add(stream)
+            stream.start()
+            return stream
+
+        stream = open_stream()
         next_check = loop.time() + self.watch_liveness_interval
         try:
             while True:
@@ -500,16 +506,27 @@ class EtcdBackend(Backend):
                     continue
                 if isinstance(item, HubError):
                     raise item
+                if item is _IDLE:
+                    # Silent for watch_idle_timeout (an etcd without frequent progress
+                    # notifications): if the member is fine, reopen quietly where we were.
+                    await self._run(self._check_member, endpoint)
+                    stream.abort()
+                    self._streams.discard(stream)
+                    stream = open_stream()
+                    continue
                 for raw in item.events:
                     kv = raw.get("kv") or {}
-                    yield WatchEvent(
+                    event = WatchEvent(
                         type=EventType.DELETE if raw.get("type") == "DELETE" else EventType.PUT,
                         key=self._strip(kv.get("key")),
                         revision=_int(kv.get("mod_revision")),
                         value=None if raw.get("type") == "DELETE" else _unb64(kv.get("value")),
                         lease=_int(kv.get("lease")) or None,
                     )
+                    next_revision = event.revision + 1
+                    yield event
                 if item.progress is not None:
+                    next_revision = max(next_revision, item.progress + 1)
                     yield WatchEvent(type=EventType.PROGRESS, key="", revision=item.progress)
         finally:
             stream.abort()
@@ -518,22 +535,20 @@ class EtcdBackend(Backend):
     def _watchable_endpoint(self) -> int:
         """The first endpoint (from the preferred one) that answers and has a leader."""
         count = len(self._endpoints)
-        problems: list[str] = []
+        problems: list[BackendUnavailable] = []
         for step in range(count):
             index = (self._preferred + step) % count
             try:
                 self._check_member(self._endpoints[index])
             except BackendUnavailable as exc:
-                problems.append(exc.message)
+                problems.append(exc)
                 continue
             self._preferred = index
             return index
-        if any("no leader" in p for p in problems):
-            raise NoQuorum(
-                "backend has no quorum: no etcd member has a leader",
-                details={"endpoints": problems},
-            )
-        raise BackendUnavailable("no etcd endpoint is reachable", details={"endpoints": problems})
+        details = {"endpoints": [p.message for p in problems]}
+        if any(isinstance(p, NoQuorum) for p in problems):
+            raise NoQuorum("backend has no quorum: no etcd member has a leader", details=details)
+        raise BackendUnavailable("no etcd endpoint is reachable", details=details)
 
     def _check_member(self, endpoint: _Endpoint) -> None:
         """Raise unless the member answers and knows a leader."""
@@ -557,6 +572,9 @@ class _Batch:
     events: list[dict[str, Any]]
     progress: int | None = None
 
+
+_IDLE = _Batch(events=[])
+"""Stream marker: nothing arrived for the read timeout (not an error by itself)."""
 
 _StreamItem = _Batch | HubError
 
@@ -644,6 +662,9 @@ class _WatchStream:
                     return
             self._emit(BackendUnavailable(f"etcd watch stream from {where} ended"))
         except requests.RequestException as exc:
+            if _is_read_timeout(exc):
+                self._emit(_IDLE)
+                return
             self._emit(
                 BackendUnavailable(
                     f"etcd watch stream from {where} broke: {str(exc) or type(exc).__name__}"
@@ -681,6 +702,13 @@ class _WatchStream:
             # header.revision has been delivered.
             self._emit(_Batch(events=[], progress=_revision(result)))
         return None
+
+
+def _is_read_timeout(error: requests.RequestException) -> bool:
+    """A read timeout, before the headers (ReadTimeout) or mid-stream (wrapped by requests)."""
+    if isinstance(error, requests.ReadTimeout):
+        return True
+    return bool(error.args) and isinstance(error.args[0], urllib3.exceptions.ReadTimeoutError)
 
 
 def _revision(answer: dict[str, Any]) -> int:
