@@ -22,7 +22,7 @@ import httpx
 
 from adapters.sqlite import SQLiteBackend
 from bench.common import LoadResult, percentile, run_wrk
-from tests.processes import HubProcess
+from tests.processes import ADMIN_HEADERS, HubProcess
 
 SERVICES = 100
 INSTANCES = 3
@@ -69,11 +69,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         hub = HubProcess(
-            Path(tmp), args=["--data-dir", str(data)], env={"HUB_LOG_LEVEL": "warning"}
+            Path(tmp),
+            args=["--data-dir", str(data)],
+            env={"HUB_LOG_LEVEL": "warning", "HUB_RATE_LIMIT_PER_TOKEN": "1000000"},
         )
         hub.start()
         try:
-            with httpx.Client(base_url=hub.url, timeout=10) as client:
+            with httpx.Client(base_url=hub.url, timeout=10, headers=ADMIN_HEADERS) as client:
                 for s in range(SERVICES):
                     for n in range(INSTANCES):
                         resp = client.post(
@@ -89,7 +91,7 @@ def main() -> None:
             paths = [f"/services/discover/svc-{s:03d}" for s in range(SERVICES)]
             print(f"hub: embedded backend, {SERVICES} services x {INSTANCES} instances")
             print("load: wrk, 1 thread, keep-alive connections, rotating over every service")
-            run_wrk("warm-up", hub.url, paths, connections=4, seconds=2)
+            run_wrk("warm-up", hub.url, paths, connections=4, seconds=2, headers=ADMIN_HEADERS)
             for conns in args.connections:
                 result = run_wrk(
                     f"hub GET /services/discover/{{name}}, c={conns}",
@@ -97,6 +99,7 @@ def main() -> None:
                     paths,
                     connections=conns,
                     seconds=args.seconds,
+                    headers=ADMIN_HEADERS,
                 )
                 print(result.line())
                 bare = asyncio.run(bare_store_reads(data, args.seconds, conns))

@@ -31,7 +31,7 @@ import httpx
 
 from bench.common import percentile, run_wrk
 from tests.etcd_cluster import EtcdCluster
-from tests.processes import HubProcess
+from tests.processes import ADMIN_HEADERS, HubProcess
 
 SERVICE = "bench"
 
@@ -95,8 +95,9 @@ async def etcd_propagation(
 
 
 async def propagation(a: str, b: str, gateway: str, namespace: str, count: int) -> None:
+    async with httpx.AsyncClient(timeout=10, headers=ADMIN_HEADERS) as hub_http:
+        hub_delays = await hub_propagation(hub_http, a, b, count)
     async with httpx.AsyncClient(timeout=10) as http, httpx.AsyncClient(timeout=10) as other:
-        hub_delays = await hub_propagation(http, a, b, count)
         etcd_delays = await etcd_propagation(http, other, gateway, f"/{namespace}/raw/", count)
     print(describe("hub: register on A -> visible on B", hub_delays))
     print(describe("etcd: gateway put -> gateway range", etcd_delays))
@@ -121,6 +122,7 @@ def main() -> None:
             "HUB_ETCD_ENDPOINTS": ",".join(etcd.endpoints),
             "HUB_ETCD_NAMESPACE": namespace,
             "HUB_LOG_LEVEL": "warning",
+            "HUB_RATE_LIMIT_PER_TOKEN": "1000000",
         }
         hubs = [HubProcess(work / name, env=env) for name in ("a", "b")]
         try:
@@ -128,7 +130,7 @@ def main() -> None:
                 hub.start()
             a, b = (hub.url for hub in hubs)
             gateway = etcd.endpoints[0]
-            with httpx.Client(timeout=10) as client:
+            with httpx.Client(timeout=10, headers=ADMIN_HEADERS) as client:
                 for n in range(args.instances):
                     client.post(
                         f"{a}/services/register", json=registration(SERVICE, 10_000 + n)
@@ -143,7 +145,7 @@ def main() -> None:
             )
             hub_path = [f"/services/discover/{SERVICE}"]
             print(f"\n== discovery of one service with {args.instances} instances, wrk ==")
-            run_wrk("warm-up", b, hub_path, connections=4, seconds=2)
+            run_wrk("warm-up", b, hub_path, connections=4, seconds=2, headers=ADMIN_HEADERS)
             run_wrk(
                 "warm-up", gateway, ["/v3/kv/range"], connections=4, seconds=2, json_body=range_body
             )
@@ -154,6 +156,7 @@ def main() -> None:
                     hub_path,
                     connections=conns,
                     seconds=args.seconds,
+                    headers=ADMIN_HEADERS,
                 )
                 etcd_run = run_wrk(
                     f"etcd POST /v3/kv/range (same prefix), c={conns}",

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any
 
 from adapters import Backend, create_backend
+from facade.audit import AuditLog
 from facade.catalog import CatalogIndex, catalog_listeners
 from facade.discovery import DiscoveryService
+from facade.ratelimit import RateLimiter
 from facade.registry import RegistryService
+from facade.security import AccessControl, TokenService
 from facade.settings import HubSettings
 from facade.view import StateView
 from shared.errors import BackendUnavailable, HubError
@@ -36,6 +40,25 @@ class Hub:
             visibility_timeout=settings.write_visibility_timeout,
         )
         self.discovery = DiscoveryService(self.view, self.catalog)
+        admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        self.tokens = TokenService(
+            self.backend,
+            self.view,
+            configured_admin_token=admin_token,
+            visibility_timeout=settings.write_visibility_timeout,
+        )
+        self.access = AccessControl(
+            self.tokens,
+            RateLimiter(
+                per_token_rate=settings.rate_limit_per_token,
+                per_token_burst=settings.rate_limit_burst,
+            ),
+            dev=settings.dev,
+            anonymous_reads=settings.anonymous_reads,
+            tier_of=self.discovery.provisioned_tier,
+        )
+        self.audit = AuditLog(self.backend)
+        self._bootstrap_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Open the backend and sync the view; an unreachable backend is retried later."""
@@ -49,9 +72,46 @@ class Hub:
         await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
         if not self.view.synced:
             log.error("started without a backend sync; serving nothing until it returns")
+        if self.settings.dev:
+            log.warning(
+                "DEV MODE: authentication is OFF; anyone who can reach %s:%d is admin",
+                self.settings.host,
+                self.settings.port,
+            )
+        elif self.settings.admin_token is None:
+            self._bootstrap_task = asyncio.create_task(self._bootstrap(), name="bootstrap")
+
+    async def _bootstrap(self) -> None:
+        """Create the first admin token once the backend is reachable."""
+        delay = 0.5
+        while True:
+            try:
+                if self.view.synced:
+                    path = self.settings.bootstrap_token_path
+                    token = await self.tokens.bootstrap(path)
+                    if token is not None:
+                        # Printed once, on purpose not through logging (which may be shipped).
+                        print(
+                            f"central-hub: bootstrap admin token (shown once, also in {path}, "
+                            f"mode 0600): {token}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                    return
+            except HubError as exc:
+                log.warning("bootstrap admin token not created yet: %s", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def wait_bootstrapped(self) -> None:
+        """Wait until the bootstrap step (if any) has finished."""
+        if self._bootstrap_task is not None:
+            await self._bootstrap_task
 
     async def stop(self) -> None:
         """Stop following the backend and close it."""
+        if self._bootstrap_task is not None and not self._bootstrap_task.done():
+            self._bootstrap_task.cancel()
         await self.view.stop()
         if self.owns_backend:
             await self.backend.close()
@@ -61,7 +121,8 @@ class Hub:
         reachable = True
         error: str | None = None
         try:
-            await asyncio.wait_for(self.backend.current_revision(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self.backend.current_revision()
         except (HubError, TimeoutError) as exc:
             reachable = False
             error = str(exc) or type(exc).__name__

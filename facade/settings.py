@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BackendName = Literal["embedded", "etcd", "consul"]
@@ -37,6 +37,31 @@ class HubSettings(BaseSettings):
     default_ttl: int | None = Field(
         None, ge=1, le=86_400, description="TTL for registrations that give none (None: none)."
     )
+    dev: bool = Field(
+        False,
+        description="Development mode: no authentication at all. Refused unless bound to "
+        "a loopback address.",
+    )
+    anonymous_reads: bool = Field(
+        False, description="Let callers without a token read (never write)."
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="An operator-chosen admin token (at least 32 random characters). "
+        "Without it, the first start writes a bootstrap admin token to a file.",
+    )
+    token_file: Path | None = Field(
+        None, description="Where the bootstrap admin token is written (default: data_dir)."
+    )
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    max_json_depth: int = Field(32, ge=2, le=1000)
+    rate_limit_per_token: float = Field(
+        10_000.0, gt=0, description="Sustained requests/s for one service/gateway/admin token."
+    )
+    rate_limit_burst: float = Field(
+        20_000.0, gt=0, description="Requests a token may burst above its sustained rate."
+    )
+
     etcd_endpoints: str = Field(
         "http://127.0.0.1:2379",
         min_length=1,
@@ -58,6 +83,25 @@ class HubSettings(BaseSettings):
         description="Seconds an etcd write may take before it fails as 'no quorum' (503).",
     )
 
+    @model_validator(mode="after")
+    def _secure_defaults(self) -> HubSettings:
+        from facade.security import is_loopback, weak_secret_reason
+
+        if self.dev and not is_loopback(self.host):
+            raise ValueError("dev mode (no authentication) is only allowed on a loopback host")
+        if self.admin_token is not None:
+            reason = weak_secret_reason(self.admin_token.get_secret_value())
+            if reason:
+                raise ValueError(f"admin_token is refused: {reason}")
+        return self
+
+    @property
+    def bootstrap_token_path(self) -> Path:
+        """Where the first start writes the bootstrap admin token."""
+        from facade.security import BOOTSTRAP_TOKEN_FILE
+
+        return self.token_file or self.data_dir / BOOTSTRAP_TOKEN_FILE
+
     def backend_options(self) -> dict[str, Any]:
         """Constructor keyword arguments for the configured backend."""
         if self.backend == "embedded":
@@ -71,6 +115,12 @@ class HubSettings(BaseSettings):
                 "write_timeout": self.etcd_write_timeout,
             }
         return {}
+
+
+def _named_in(message: str) -> str:
+    """The setting a model-level error message talks about first."""
+    found = [(message.find(n), n) for n in HubSettings.model_fields if n in message]
+    return min(found)[1] if found else "settings"
 
 
 class SettingsError(ValueError):
@@ -87,9 +137,9 @@ def load_settings(**overrides: Any) -> HubSettings:
         return HubSettings(**clean)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        name = ".".join(str(p) for p in first["loc"]) or _named_in(first["msg"])
         value = first.get("input")
-        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        shown = "" if isinstance(value, dict) or "token" in name else f" = {value!r}"
         raise SettingsError(
             f"invalid setting {name} (HUB_{name.upper()} / --{name.replace('_', '-')}){shown}: "
             f"{first['msg']}"

@@ -51,6 +51,12 @@ class PayloadTooLarge(InvalidRequest):
     code = "payload_too_large"
 
 
+class HeadersTooLarge(InvalidRequest):
+    """The request's headers exceed the configured limit."""
+
+    code = "headers_too_large"
+
+
 class Unauthorized(HubError):
     """No valid credentials were presented."""
 
@@ -67,6 +73,18 @@ class TierNotAllowed(Forbidden):
     """The caller's subscription tier may not use the requested service."""
 
     code = "tier_not_allowed"
+
+
+class TenantHeadersNotAllowed(Forbidden):
+    """The caller's token may not assert tenant context headers."""
+
+    code = "tenant_headers_not_allowed"
+
+
+class TenantMismatch(Forbidden):
+    """A tenant-bound token addressed another tenant's data."""
+
+    code = "tenant_mismatch"
 
 
 class NotFound(HubError):

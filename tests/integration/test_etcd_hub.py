@@ -22,7 +22,7 @@ import pytest
 from adapters.etcd import EtcdBackend
 from shared.errors import BackendUnavailable
 from tests.etcd_cluster import EtcdCluster
-from tests.processes import HubProcess
+from tests.processes import ADMIN_HEADERS, HubProcess
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +106,7 @@ async def test_two_replicas_share_registrations_and_deletions(
 ) -> None:
     a = start_hub(etcd_server.endpoints, "a")
     b = start_hub(etcd_server.endpoints, "b")
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=ADMIN_HEADERS) as http:
         created = await http.post(f"{a.url}/services/register", json=registration("pricing", 9101))
         assert created.status_code == 201, created.text
         instance = created.json()["instance_id"]
@@ -143,7 +143,7 @@ async def test_a_lapsed_ttl_removes_the_instance_on_every_replica(
 ) -> None:
     a = start_hub(etcd_server.endpoints, "a")
     b = start_hub(etcd_server.endpoints, "b")
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=ADMIN_HEADERS) as http:
         short = await http.post(
             f"{a.url}/services/register", json=registration("quotes", 9201, ttl=1)
         )
@@ -189,7 +189,7 @@ async def test_leader_loss_under_load_loses_no_acknowledged_registration(
     total = 160
     killed_at = 0.0
     first_ack_after_kill: float | None = None
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=ADMIN_HEADERS) as http:
         base = await http.post(f"{a.url}/services/register", json=registration("orders", 9300))
         assert base.status_code == 201, base.text
         acknowledged.add(base.json()["instance_id"])
@@ -249,7 +249,7 @@ async def test_quorum_loss_serves_stale_reads_refuses_writes_and_recovers(
     cluster: EtcdCluster, start_hub: HubFactory, record_property: Callable[[str, Any], None]
 ) -> None:
     a = start_hub(cluster.endpoints, "a")
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=ADMIN_HEADERS) as http:
         base = await http.post(f"{a.url}/services/register", json=registration("risk", 9400))
         assert base.status_code == 201, base.text
         survivor, *lost = cluster.members
@@ -299,7 +299,7 @@ async def test_hub_starts_without_etcd_reports_unhealthy_and_recovers(
 ) -> None:
     late = EtcdCluster(tmp_path / "late-etcd", size=1)  # addresses chosen, not started
     a = start_hub(late.endpoints, "a", HUB_VIEW_START_TIMEOUT="1")
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=ADMIN_HEADERS) as http:
         health = await http.get(f"{a.url}/health")
         assert health.status_code == 503
         assert health.json()["status"] == "unhealthy"
