@@ -326,7 +326,7 @@ async def test_a_hub_behind_compaction_resyncs_by_itself(
 ) -> None:
     watched, other, _ = cluster.members
     a = start_hub([watched.client_url], "a")
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=ADMIN_HEADERS) as http:
         kept = await http.post(f"{a.url}/services/register", json=registration("fx", 9600))
         dropped = await http.post(f"{a.url}/services/register", json=registration("fx", 9601))
         assert (kept.status_code, dropped.status_code) == (201, 201)
