@@ -125,6 +125,7 @@ class EtcdMember:
         if self.process is None:
             return
         if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)  # a paused member could not exit
             os.kill(self.process.pid, sig)
             try:
                 self.process.wait(timeout=10)
@@ -132,6 +133,17 @@ class EtcdMember:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         self.process = None
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP by PID): it keeps its sockets but answers nothing,
+        like a hung or partitioned member."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (SIGCONT by PID)."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def healthy(self) -> bool:
         """Whether this member answers and sees a leader (etcd's own ``/health``)."""

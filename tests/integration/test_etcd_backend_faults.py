@@ -89,6 +89,30 @@ async def test_a_watch_on_a_crashed_member_ends_instead_of_hanging(
     assert (event.key, event.revision) == ("w/2", missed)
 
 
+async def test_a_hung_member_is_skipped_and_its_watch_ends(
+    cluster: EtcdCluster, backend: EtcdBackend
+) -> None:
+    start = await backend.current_revision() + 1
+    before = await backend.put("h/1", b"x")
+    hung = cluster.members[0]  # preferred by the backend, and where the watch streams from
+    watch = backend.watch("h/", start_revision=start)
+    assert (await asyncio.wait_for(next_key_event(watch), 10)).revision == before
+    hung.pause()  # its sockets stay open: only a liveness check can tell
+    try:
+        with pytest.raises(BackendUnavailable):
+            await asyncio.wait_for(next_key_event(watch), 30)
+        await watch.aclose()  # type: ignore[attr-defined]
+        after = await eventually(lambda: backend.put("h/2", b"y"))
+        assert backend.describe()["preferred_endpoint"] != hung.client_url
+        snapshot = await backend.range("h/")
+        assert [(kv.key, kv.mod_revision) for kv in snapshot.items] == [
+            ("h/1", before),
+            ("h/2", after),
+        ]
+    finally:
+        hung.resume()
+
+
 async def test_quorum_loss_fails_writes_serves_reads_and_recovers(
     cluster: EtcdCluster, backend: EtcdBackend
 ) -> None:
