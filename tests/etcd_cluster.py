@@ -8,6 +8,7 @@ report print the tail of every running member's log when a test fails.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -19,9 +20,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from shared.errors import BackendUnavailable
+
+T = TypeVar("T")
 
 #: Faster than etcd's defaults (100 ms / 1000 ms) so leader loss in the fault tests is
 #: noticed and repaired in about a second; progress notifications every second let idle
@@ -273,6 +279,17 @@ class EtcdCluster:
             f"--- etcd {m.name} ({m.client_url}, pid {m.pid}) ---\n{m.log_tail(lines)}"
             for m in self.members
         )
+
+
+async def eventually(attempt: Callable[[], Awaitable[T]], *, tries: int = 60) -> T:
+    """``attempt()``'s first result that does not raise BackendUnavailable (bounded):
+    for calls made while etcd elects a leader or a member comes back."""
+    for _ in range(tries - 1):
+        try:
+            return await attempt()
+        except BackendUnavailable:
+            await asyncio.sleep(0.25)
+    return await attempt()
 
 
 def live_clusters() -> list[EtcdCluster]:

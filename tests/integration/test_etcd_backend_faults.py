@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from adapters import EventType, WatchEvent
 from adapters.etcd import EtcdBackend
 from shared.errors import BackendUnavailable, NoQuorum
-from tests.etcd_cluster import EtcdCluster
+from tests.etcd_cluster import EtcdCluster, eventually
 
 pytestmark = pytest.mark.slow
-
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -33,16 +30,6 @@ async def backend(cluster: EtcdCluster) -> AsyncIterator[EtcdBackend]:
     await opened.open()
     yield opened
     await opened.close()
-
-
-async def eventually(attempt: Callable[[], Awaitable[T]], *, tries: int = 60) -> T:
-    """``attempt()``'s first result that does not raise BackendUnavailable (bounded)."""
-    for _ in range(tries - 1):
-        try:
-            return await attempt()
-        except BackendUnavailable:
-            await asyncio.sleep(0.25)
-    return await attempt()
 
 
 async def next_key_event(watch: AsyncIterator[WatchEvent]) -> WatchEvent:

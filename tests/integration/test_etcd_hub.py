@@ -9,24 +9,22 @@ and recorded as test properties instead; ``bench/etcd_propagation.py`` measures)
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from adapters.etcd import EtcdBackend
-from shared.errors import BackendUnavailable
-from tests.etcd_cluster import EtcdCluster
+from tests.etcd_cluster import EtcdCluster, eventually
 from tests.processes import ADMIN_HEADERS, HubProcess
 
 pytestmark = pytest.mark.slow
-
-T = TypeVar("T")
 
 HubFactory = Callable[..., HubProcess]
 NEW_RECORD = json.dumps(
@@ -79,16 +77,6 @@ async def poll(
         await asyncio.sleep(interval)
         answer = await fetch()
     raise AssertionError(f"condition not reached; last answer {answer.status_code}: {answer.text}")
-
-
-async def eventually(attempt: Callable[[], Awaitable[T]], *, tries: int = 60) -> T:
-    """``attempt()``'s first result that does not raise BackendUnavailable (bounded)."""
-    for _ in range(tries - 1):
-        try:
-            return await attempt()
-        except BackendUnavailable:
-            await asyncio.sleep(0.25)
-    return await attempt()
 
 
 def registration(name: str, port: int, **fields: Any) -> dict[str, Any]:
@@ -163,14 +151,14 @@ async def test_a_lapsed_ttl_removes_the_instance_on_every_replica(
             await asyncio.sleep(0.5)
         for replica in (a, b):
             answer = await poll(
-                lambda replica=replica: http.get(f"{replica.url}/services/discover/quotes"),
+                functools.partial(http.get, f"{replica.url}/services/discover/quotes"),
                 lambda r: instance_ids(r) == {kept_id},
             )
             assert answer.json()["stale"] is False
         # Stop the heartbeats: the lease lapses and both replicas drop the instance.
         for replica in (a, b):
             await poll(
-                lambda replica=replica: http.get(f"{replica.url}/services/discover/quotes"),
+                functools.partial(http.get, f"{replica.url}/services/discover/quotes"),
                 lambda r: r.status_code == 404,
                 tries=300,
             )
@@ -195,7 +183,7 @@ async def test_leader_loss_under_load_loses_no_acknowledged_registration(
         acknowledged.add(base.json()["instance_id"])
         for replica in (a, b):
             await poll(
-                lambda replica=replica: http.get(f"{replica.url}/services/discover/orders"),
+                functools.partial(http.get, f"{replica.url}/services/discover/orders"),
                 lambda r: r.status_code == 200,
             )
         writing = True
@@ -231,7 +219,7 @@ async def test_leader_loss_under_load_loses_no_acknowledged_registration(
         await reader
         for replica in (a, b):
             await poll(
-                lambda replica=replica: http.get(f"{replica.url}/services/discover/orders"),
+                functools.partial(http.get, f"{replica.url}/services/discover/orders"),
                 lambda r: acknowledged <= instance_ids(r),
             )
     print(
