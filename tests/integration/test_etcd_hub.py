@@ -173,8 +173,11 @@ async def test_leader_loss_under_load_loses_no_acknowledged_registration(
     refused: list[int] = []
     discovery_failures: list[str] = []
     discoveries = 0
-    kill_at = 40
-    total = 160
+    kill_at = 40  # registrations before the kill
+    wanted_after_kill = 40  # acknowledged registrations after it (writes resumed and stay up)
+    max_attempts = 600
+    acks_after_kill = 0
+    attempts = 0
     killed_at = 0.0
     first_ack_after_kill: float | None = None
     async with httpx.AsyncClient(timeout=10, headers=ADMIN_HEADERS) as http:
@@ -199,7 +202,8 @@ async def test_leader_loss_under_load_loses_no_acknowledged_registration(
                 await asyncio.sleep(0.01)
 
         reader = asyncio.create_task(discover_forever())
-        for i in range(1, total + 1):
+        for i in range(1, max_attempts + 1):
+            attempts = i
             if i == kill_at:
                 leader = cluster.leader()
                 cluster.kill(leader)
@@ -209,11 +213,15 @@ async def test_leader_loss_under_load_loses_no_acknowledged_registration(
             )
             if answer.status_code == 201:
                 acknowledged.add(answer.json()["instance_id"])
-                if killed_at and first_ack_after_kill is None:
-                    first_ack_after_kill = time.monotonic() - killed_at
+                if killed_at:
+                    acks_after_kill += 1
+                    if first_ack_after_kill is None:
+                        first_ack_after_kill = time.monotonic() - killed_at
             else:
                 assert answer.status_code == 503, answer.text
                 refused.append(i)
+            if acks_after_kill >= wanted_after_kill:
+                break
             await asyncio.sleep(0.02)
         writing = False
         await reader
@@ -223,14 +231,13 @@ async def test_leader_loss_under_load_loses_no_acknowledged_registration(
                 lambda r: acknowledged <= instance_ids(r),
             )
     print(
-        f"leader killed; {len(refused)} of {total} registrations refused, writes resumed "
+        f"leader killed; {len(refused)} of {attempts} registrations refused, writes resumed "
         f"{first_ack_after_kill}s after the kill; {discoveries} discoveries"
     )
     record_property("writes_resumed_after_s", first_ack_after_kill)
     record_property("refused_registrations", len(refused))
     assert discovery_failures == []
-    assert first_ack_after_kill is not None, "no registration succeeded after the leader died"
-    assert len(acknowledged) > total - 20
+    assert acks_after_kill >= wanted_after_kill, "writes did not resume after the leader died"
 
 
 async def test_quorum_loss_serves_stale_reads_refuses_writes_and_recovers(
