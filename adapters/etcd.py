@@ -546,7 +546,8 @@ class EtcdBackend(Backend):
                     await self._run(self._check_member, endpoint)
                     next_check = loop.time() + self.watch_liveness_interval
                 try:
-                    item = await asyncio.wait_for(queue.get(), next_check - loop.time())
+                    async with asyncio.timeout(next_check - loop.time()):
+                        item = await queue.get()
                 except TimeoutError:
                     continue
                 if isinstance(item, HubError):

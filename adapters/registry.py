@@ -11,6 +11,7 @@ from adapters.base import Backend
 BACKENDS: dict[str, tuple[str, str, str | None]] = {
     "embedded": ("adapters.sqlite", "SQLiteBackend", None),
     "etcd": ("adapters.etcd", "EtcdBackend", "etcd"),
+    "consul": ("adapters.consul", "ConsulBackend", "consul"),
 }
 
 

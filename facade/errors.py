@@ -61,6 +61,15 @@ def status_for(error: e.HubError) -> int:
     return status_for_class(type(error))
 
 
+def error_doc(*classes: type[e.HubError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the errors a route answers, grouped by status."""
+    docs: dict[int | str, dict[str, Any]] = {}
+    for cls in classes:
+        entry = docs.setdefault(status_for_class(cls), {"description": ""})
+        entry["description"] = ", ".join(filter(None, [entry["description"], cls.code]))
+    return docs
+
+
 def error_response(error: e.HubError) -> Any:
     """The standard error answer for ``error``."""
     headers = {}

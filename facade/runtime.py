@@ -7,15 +7,21 @@ import logging
 import sys
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from adapters import Backend, create_backend
 from facade.audit import AuditLog
 from facade.catalog import CatalogIndex, catalog_listeners
+from facade.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
 from facade.discovery import DiscoveryService
+from facade.quotas import QuotaMetrics, QuotaService, usage_prefix
 from facade.ratelimit import RateLimiter
 from facade.registry import RegistryService
 from facade.security import AccessControl, TokenService
 from facade.settings import HubSettings
+from facade.tenants import TENANTS_PREFIX, TenantDirectory, TenantService
 from facade.view import StateView
+from facade.webhooks import WEBHOOKS_PREFIX, WebhookService, tenant_webhooks_prefix
 from shared.errors import BackendUnavailable, HubError
 
 log = logging.getLogger("central_hub")
@@ -40,6 +46,7 @@ class Hub:
             visibility_timeout=settings.write_visibility_timeout,
         )
         self.discovery = DiscoveryService(self.view, self.catalog)
+        self._init_tenancy(settings)
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.tokens = TokenService(
             self.backend,
@@ -52,6 +59,11 @@ class Hub:
             RateLimiter(
                 per_token_rate=settings.rate_limit_per_token,
                 per_token_burst=settings.rate_limit_burst,
+                # The tiers' hourly API allowance is the tier defaults' data, not a copy.
+                calls_per_hour={
+                    tier: defaults["rate_limits"]["api_calls_per_hour"]
+                    for tier, defaults in self.config.tier_defaults.items()
+                },
             ),
             dev=settings.dev,
             anonymous_reads=settings.anonymous_reads,
@@ -59,6 +71,49 @@ class Hub:
         )
         self.audit = AuditLog(self.backend)
         self._bootstrap_task: asyncio.Task[None] | None = None
+
+    def _init_tenancy(self, settings: HubSettings) -> None:
+        """Tenants, layered config, quotas and config webhooks (DESIGN.md 7-9)."""
+        visibility = settings.write_visibility_timeout
+        self.tenant_directory = TenantDirectory()
+        self.config_index = ConfigIndex()
+        self.view.add_listener(TENANTS_PREFIX, self.tenant_directory)
+        self.view.add_listener(CONFIG_PREFIX, self.config_index)
+        self.tenants = TenantService(
+            self.backend, self.view, self.tenant_directory, visibility_timeout=visibility
+        )
+        self.config = ConfigService(
+            self.backend,
+            self.view,
+            self.tenant_directory,
+            self.config_index,
+            visibility_timeout=visibility,
+            history_limit=settings.config_history_limit,
+        )
+        self.quotas = QuotaService(
+            self.backend,
+            self.view,
+            self.tenant_directory,
+            self.config,
+            visibility_timeout=visibility,
+        )
+        self.webhooks = WebhookService(
+            self.backend,
+            self.view,
+            self.tenant_directory,
+            self.config,
+            visibility_timeout=visibility,
+            max_attempts=settings.webhook_max_attempts,
+            initial_backoff=settings.webhook_initial_backoff,
+            max_backoff=settings.webhook_max_backoff,
+            request_timeout=settings.webhook_timeout,
+        )
+        self.view.add_listener(WEBHOOKS_PREFIX, self.webhooks)
+        self.tenants.config = self.config
+        self.tenants.cleanup_prefixes = [usage_prefix, tenant_webhooks_prefix]
+        # Per-hub registry: several hubs may run in one process (tests, benchmarks).
+        self.metrics_registry = CollectorRegistry(auto_describe=True)
+        self.metrics_registry.register(QuotaMetrics(self.quotas))
 
     async def start(self) -> None:
         """Open the backend and sync the view; an unreachable backend is retried later."""
@@ -72,6 +127,7 @@ class Hub:
         await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
         if not self.view.synced:
             log.error("started without a backend sync; serving nothing until it returns")
+        await self.webhooks.start()
         if self.settings.dev:
             log.warning(
                 "DEV MODE: authentication is OFF; anyone who can reach %s:%d is admin",
@@ -110,6 +166,8 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop following the backend and close it."""
+        self.config.changes.close()  # ends config streams and long polls
+        await self.webhooks.stop()
         if self._bootstrap_task is not None and not self._bootstrap_task.done():
             self._bootstrap_task.cancel()
         await self.view.stop()

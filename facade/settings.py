@@ -34,6 +34,11 @@ class HubSettings(BaseSettings):
     view_start_timeout: float = Field(
         10.0, gt=0, le=600, description="How long start-up waits for the first backend sync."
     )
+    consul_address: str = Field(
+        "http://127.0.0.1:8500", min_length=1, description="Consul agent HTTP address."
+    )
+    consul_token: SecretStr | None = Field(None, description="Consul ACL token, if ACLs are on.")
+    consul_datacenter: str | None = Field(None, description="Consul datacenter (agent's own).")
     default_ttl: int | None = Field(
         None, ge=1, le=86_400, description="TTL for registrations that give none (None: none)."
     )
@@ -102,6 +107,25 @@ class HubSettings(BaseSettings):
 
         return self.token_file or self.data_dir / BOOTSTRAP_TOKEN_FILE
 
+    config_history_limit: int = Field(
+        100, ge=1, le=10_000, description="Config versions kept per layer (global, tenant)."
+    )
+    config_keepalive: float = Field(
+        15.0, gt=0, le=300, description="Seconds between keep-alive comments on config streams."
+    )
+    webhook_max_attempts: int = Field(
+        6, ge=1, le=100, description="Delivery attempts per config version and webhook."
+    )
+    webhook_initial_backoff: float = Field(
+        1.0, gt=0, le=3600, description="Seconds before the first webhook retry (then doubled)."
+    )
+    webhook_max_backoff: float = Field(
+        60.0, gt=0, le=3600, description="Longest wait between webhook retries."
+    )
+    webhook_timeout: float = Field(
+        5.0, gt=0, le=120, description="Seconds a webhook receiver has to answer."
+    )
+
     def backend_options(self) -> dict[str, Any]:
         """Constructor keyword arguments for the configured backend."""
         if self.backend == "embedded":
@@ -113,6 +137,13 @@ class HubSettings(BaseSettings):
                 "connect_timeout": self.etcd_connect_timeout,
                 "read_timeout": self.etcd_read_timeout,
                 "write_timeout": self.etcd_write_timeout,
+            }
+        if self.backend == "consul":
+            token = self.consul_token.get_secret_value() if self.consul_token else None
+            return {
+                "address": self.consul_address,
+                "token": token,
+                "datacenter": self.consul_datacenter,
             }
         return {}
 

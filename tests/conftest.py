@@ -23,7 +23,7 @@ from tests.etcd_cluster import EtcdCluster, live_clusters
 
 BackendFactory = Callable[[], Awaitable[Backend]]
 
-BACKEND_KINDS = ["embedded", "etcd", "consul"]
+BACKEND_KINDS = ["embedded", "etcd", "consul", "consul-contract"]
 
 
 @pytest.fixture
@@ -40,9 +40,39 @@ def embedded_backend_factory(tmp_path: Path) -> BackendFactory:
 
 @pytest.fixture
 def consul_backend_factory() -> BackendFactory:
-    if not os.environ.get("CONSUL_HTTP_ADDR"):
+    address = os.environ.get("CONSUL_HTTP_ADDR")
+    if not address:
         pytest.skip("no Consul agent: set CONSUL_HTTP_ADDR to run the Consul backend suite")
-    pytest.skip("the Consul backend is not implemented yet")
+    return _consul_factory(address, os.environ.get("CONSUL_HTTP_TOKEN"))
+
+
+@pytest.fixture
+def fake_consul() -> Iterator[Any]:
+    """A fake Consul agent built from Consul's HTTP API docs (tests/contract/fake_consul.py)."""
+    from tests.contract.fake_consul import FakeConsul
+
+    fake = FakeConsul()
+    fake.address = fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def consul_contract_backend_factory(fake_consul: Any) -> BackendFactory:
+    """Contract level only: the Consul backend against the fake agent, not a live one."""
+    return _consul_factory(fake_consul.address, None)
+
+
+def _consul_factory(address: str, token: str | None) -> BackendFactory:
+    from adapters.consul import ConsulBackend
+
+    async def make() -> Backend:
+        # A fresh KV prefix per backend; the catalog is the agent's own and is shared.
+        backend = ConsulBackend(address, token=token, kv_prefix=f"hub-test-{uuid.uuid4().hex}/")
+        await backend.open()
+        return backend
+
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +124,9 @@ async def backend_factory(
     backend_kind: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[BackendFactory]:
     """Builds fresh opened backends of the parametrized kind and closes them afterwards."""
-    make: BackendFactory = request.getfixturevalue(f"{backend_kind}_backend_factory")
+    make: BackendFactory = request.getfixturevalue(
+        f"{backend_kind.replace('-', '_')}_backend_factory"
+    )
     opened: list[Backend] = []
 
     async def tracked() -> Backend:

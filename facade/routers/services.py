@@ -14,7 +14,7 @@ from facade.context import (
     TenantDep,
     parse_tenant_context,
 )
-from facade.errors import status_for_class
+from facade.errors import error_doc
 from facade.models import (
     INSTANCE_ID_PATTERN,
     SERVICE_NAME_PATTERN,
@@ -39,15 +39,6 @@ InstanceIdPath = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN)]
 LegacyMode = Annotated[
     bool, Query(description="Ignore tenant context and list every service (spec legacy).")
 ]
-
-
-def _error_doc(*classes: type[errors.HubError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the errors a route answers, grouped by status."""
-    docs: dict[int | str, dict[str, Any]] = {}
-    for cls in classes:
-        entry = docs.setdefault(status_for_class(cls), {"description": ""})
-        entry["description"] = ", ".join(filter(None, [entry["description"], cls.code]))
-    return docs
 
 
 def _read(body: dict[str, Any], stale: bool) -> JSONBytesResponse:
@@ -105,7 +96,7 @@ _TENANT_HEADER_DOCS = [
 @router.get(
     "/discover/{name}",
     response_model=DiscoveryOut,
-    responses=_error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
+    responses=error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
     openapi_extra={"parameters": _TENANT_HEADER_DOCS},
 )
 async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytesResponse:
@@ -124,7 +115,7 @@ async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytes
 @router.get(
     "/{name}",
     response_model=ServiceDetailOut,
-    responses=_error_doc(errors.ServiceNotFound),
+    responses=error_doc(errors.ServiceNotFound),
 )
 async def get_service(name: ServiceNamePath, hub: HubDep, _: Reader) -> JSONBytesResponse:
     """One service and all of its instances."""
@@ -134,7 +125,7 @@ async def get_service(name: ServiceNamePath, hub: HubDep, _: Reader) -> JSONByte
 
 @router.delete(
     "/{name}/instances/{instance_id}",
-    responses=_error_doc(errors.InstanceNotFound),
+    responses=error_doc(errors.InstanceNotFound),
 )
 async def deregister_instance(
     name: ServiceNamePath, instance_id: InstanceIdPath, hub: HubDep, principal: Registrar
@@ -146,7 +137,7 @@ async def deregister_instance(
 
 @router.put(
     "/{name}/instances/{instance_id}/heartbeat",
-    responses=_error_doc(errors.InstanceNotFound),
+    responses=error_doc(errors.InstanceNotFound),
 )
 async def heartbeat(
     name: ServiceNamePath,

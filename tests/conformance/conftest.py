@@ -6,6 +6,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -66,3 +67,15 @@ async def running_hub(backend_factory: BackendFactory, tmp_path: Path) -> AsyncI
 def api(running_hub: RunningHub) -> httpx.AsyncClient:
     """The HTTP client of :func:`running_hub`."""
     return running_hub.client
+
+
+def assert_error(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """Assert the standard error shape with ``status`` and ``code``; return the error."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    error: dict[str, Any] = body["error"]
+    return error
