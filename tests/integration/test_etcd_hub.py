@@ -89,7 +89,7 @@ def instance_ids(answer: httpx.Response) -> set[str]:
     return {e["instance_id"] for e in answer.json()["endpoints"]}
 
 
-async def test_two_replicas_share_registrations_and_deletions(
+async def test_two_replicas_share_registrations_deletions_and_config(
     etcd_server: EtcdCluster, start_hub: HubFactory
 ) -> None:
     a = start_hub(etcd_server.endpoints, "a")
@@ -124,6 +124,15 @@ async def test_two_replicas_share_registrations_and_deletions(
             lambda r: r.status_code == 404,
         )
         assert missing.json()["error"]["code"] == "service_not_found"
+        # Configuration written through A is what B serves, version and all.
+        written = await http.put(f"{a.url}/config", json={"features": {"beta": True}})
+        assert written.status_code == 200, written.text
+        version = written.json()["version"]
+        served = await poll(
+            lambda: http.get(f"{b.url}/config"),
+            lambda r: r.status_code == 200 and r.json()["version"] == version,
+        )
+        assert served.json()["config"] == {"features": {"beta": True}}
 
 
 async def test_a_lapsed_ttl_removes_the_instance_on_every_replica(
