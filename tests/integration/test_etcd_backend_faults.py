@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -108,11 +109,19 @@ async def test_quorum_loss_fails_writes_serves_reads_and_recovers(
     survivor, *lost = cluster.members
     for member in lost:
         cluster.kill(member)
+    # Right after the loss the survivor still believes in a leader: the write is proposed
+    # and cannot commit; it fails after write_timeout (figure printed, not asserted).
+    started = time.monotonic()
+    with pytest.raises(NoQuorum):
+        await backend.put("q/racing", b"maybe applied later")
+    print(f"write refused {time.monotonic() - started:.3f}s after it was sent (proposed)")
     # Until the survivor notices (an election timeout), a write may still be proposed and
     # applied later; once it knows it has no leader, nothing is proposed at all.
     survivor.wait_leaderless()
+    started = time.monotonic()
     with pytest.raises(NoQuorum) as raised:
         await backend.put("q/new", b"never")
+    print(f"write refused {time.monotonic() - started:.3f}s after it was sent (not proposed)")
     assert "no quorum" in str(raised.value)
     with pytest.raises(NoQuorum):
         await backend.grant_lease(10)
