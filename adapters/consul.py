@@ -448,9 +448,7 @@ class ConsulBackend(Backend):
             remaining = deadline - loop.time()
             if remaining <= 0 or self._closed:
                 return False
-            changed = self._journal.changed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(remaining, 0.5))
+            await _wait_event(self._journal.changed, min(remaining, 0.5))
         return True
 
     # -- KV -------------------------------------------------------------------------
@@ -1033,8 +1031,20 @@ class ConsulBackend(Backend):
             if journal.head > progress:
                 progress = journal.head
                 yield WatchEvent(type=EventType.PROGRESS, key="", revision=progress)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), self.progress_interval)
+            await _wait_event(changed, self.progress_interval)
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` passes.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it can swallow a cancellation that arrives as
+    its timeout fires, which left a cancelled watcher running (and a hub stop hanging).
+    """
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
 
 
 # -- records ------------------------------------------------------------------------
