@@ -193,7 +193,8 @@ class _Journal:
     """Every change with a revision above this is held (as far as the feeds saw it)."""
     head: int = 0
     """The highest revision the feeds have reached."""
-    error: HubError | None = None
+    errors: dict[str, HubError] = field(default_factory=dict)
+    """The current failure of each feed ("kv", "catalog"); watchers raise the first."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def append(self, batch: Iterable[WatchEvent], reached: int) -> None:
@@ -314,7 +315,7 @@ class ConsulBackend(Backend):
         if self._closed and self._executor is None:
             return
         self._closed = True
-        self._journal.error = BackendUnavailable("the Consul backend was closed")
+        self._journal.errors["closed"] = BackendUnavailable("the Consul backend was closed")
         self._journal.notify()
         self._catalog_dirty.set()
         for task in self._tasks:
@@ -816,17 +817,17 @@ class ConsulBackend(Backend):
                 if self._closed:
                     return
                 failures += 1
-                self._journal.error = exc
+                self._journal.errors["kv"] = exc
                 self._journal.notify()
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
                 continue
             except HubError as exc:  # e.g. permission denied: report, retry slowly
-                self._journal.error = exc
+                self._journal.errors["kv"] = exc
                 self._journal.notify()
                 await asyncio.sleep(5.0)
                 continue
             failures = 0
-            self._journal.error = None
+            self._journal.errors.pop("kv", None)
             # Consul's documented rules for blocking loops: an index that goes backwards
             # resets the query to 0; an index must be at least 1 to block.
             query_index = 0 if index < query_index else max(index, 1)
@@ -877,7 +878,7 @@ class ConsulBackend(Backend):
             try:
                 await self._refresh_catalog(initial=False)
             except HubError as exc:
-                self._journal.error = exc
+                self._journal.errors["catalog"] = exc
                 self._journal.notify()
                 await asyncio.sleep(1.0)
                 self._catalog_dirty.set()
@@ -905,6 +906,7 @@ class ConsulBackend(Backend):
                 version=(old.version + 1) if old else 1,
                 lease=_record_lease(value) if key.startswith(CATALOG_PREFIX) else None,
             )
+        self._journal.errors.pop("catalog", None)
         reached = max(index, self._catalog_index)
         events = [] if initial else _diff(self._catalog_state, new_state, reached, self._deleted)
         self._catalog_state = new_state
@@ -1026,8 +1028,8 @@ class ConsulBackend(Backend):
                 if event.revision >= start_revision and event.key.startswith(prefix):
                     yield event
                     progress = max(progress, event.revision)
-            if journal.error is not None and not pending:
-                raise journal.error
+            if journal.errors and not pending:
+                raise next(iter(journal.errors.values()))
             if journal.head > progress:
                 progress = journal.head
                 yield WatchEvent(type=EventType.PROGRESS, key="", revision=progress)

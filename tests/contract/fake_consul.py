@@ -32,7 +32,9 @@ long); HTTP/TCP checks are not run: a test sets their status with :meth:`set_che
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 import threading
 import time
 import uuid
@@ -252,6 +254,7 @@ class FakeConsul:
             output="Agent alive and reachable",
         )
         self._stopping = False
+        self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -266,6 +269,16 @@ class FakeConsul:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with fake._lock:
+                    fake._connections.discard(self.connection)
+                super().finish()
 
             def _handle(self) -> None:
                 fake._serve(self)
@@ -290,6 +303,12 @@ class FakeConsul:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        # Like an agent that went away: kept-alive connections are cut, not served on.
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
             thread.join(timeout=5)
 
@@ -321,6 +340,9 @@ class FakeConsul:
     # -- dispatch -------------------------------------------------------------------
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        if self._stopping:
+            handler.close_connection = True
+            return
         parts = urlsplit(handler.path)
         path = unquote(parts.path)
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -493,6 +515,7 @@ class FakeConsul:
 
     def _kv_put(self, key: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         flags = int(query.get("flags", ["0"])[0] or 0)
+        op: dict[str, Any]
         with self._lock:
             if "acquire" in query:
                 op = {"Verb": "lock", "Key": key, "Session": query["acquire"][0]}
