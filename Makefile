@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench bench-etcd clean proto
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,16 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Regenerate proto/**/*_pb2.py(i) and proto/ts/ from the .proto files (installs ts-proto via npm).
+proto: $(STAMP)
+	$(BIN)/python scripts/gen_proto.py
+
 bench: $(STAMP)
-	$(BIN)/python bench/discovery.py
+	$(BIN)/python -m bench.discovery
+	$(BIN)/python -m bench.config_push
+
+bench-etcd: $(STAMP)
+	$(BIN)/python -m bench.etcd_propagation
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache hub-data

@@ -449,7 +449,10 @@ class ConsulBackend(Backend):
             remaining = deadline - loop.time()
             if remaining <= 0 or self._closed:
                 return False
-            await _wait_event(self._journal.changed, min(remaining, 0.5))
+            changed = self._journal.changed
+            with contextlib.suppress(TimeoutError):  # not wait_for: 3.11 can lose a cancel
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    await changed.wait()
         return True
 
     # -- KV -------------------------------------------------------------------------
@@ -751,12 +754,18 @@ class ConsulBackend(Backend):
                 headers=c.prepare_headers(),
             )
 
+        before = self._catalog_state.get(key)
+        seen_before = before.mod_revision if before is not None else 0
         await self._run(self._call, register)
         self._catalog_dirty.set()
 
         def registered() -> bool:
+            # Ours, or a newer registration of the same instance that superseded it
+            # (concurrent re-registrations: the last writer wins, as on every backend).
             current = self._catalog_state.get(key)
-            return current is not None and _same_record(current.value, expected)
+            return current is not None and (
+                _same_record(current.value, expected) or current.mod_revision > seen_before
+            )
 
         if not await self._wait_for(registered):
             raise BackendTimeout(
@@ -1033,20 +1042,9 @@ class ConsulBackend(Backend):
             if journal.head > progress:
                 progress = journal.head
                 yield WatchEvent(type=EventType.PROGRESS, key="", revision=progress)
-            await _wait_event(changed, self.progress_interval)
-
-
-async def _wait_event(event: asyncio.Event, timeout: float) -> None:
-    """Wait until ``event`` is set or ``timeout`` passes.
-
-    Not ``asyncio.wait_for``: on Python 3.11 it can swallow a cancellation that arrives as
-    its timeout fires, which left a cancelled watcher running (and a hub stop hanging).
-    """
-    waiter = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait({waiter}, timeout=timeout)
-    finally:
-        waiter.cancel()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.progress_interval):
+                    await changed.wait()
 
 
 # -- records ------------------------------------------------------------------------

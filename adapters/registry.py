@@ -10,6 +10,7 @@ from adapters.base import Backend
 # name -> (module, class, pip extra that provides its client library)
 BACKENDS: dict[str, tuple[str, str, str | None]] = {
     "embedded": ("adapters.sqlite", "SQLiteBackend", None),
+    "etcd": ("adapters.etcd", "EtcdBackend", "etcd"),
     "consul": ("adapters.consul", "ConsulBackend", "consul"),
 }
 

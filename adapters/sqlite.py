@@ -408,8 +408,10 @@ class SQLiteBackend(Backend):
                 yield WatchEvent(type=EventType.PROGRESS, key="", revision=head)
                 next_rev = head + 1
             if changed is not None:
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), self.poll_interval)
+                    async with asyncio.timeout(self.poll_interval):
+                        await changed.wait()
         raise BackendUnavailable("the embedded store was closed")
 
     def _log_since_sync(

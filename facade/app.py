@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from adapters import Backend
-from facade.errors import BodySizeLimit, install_error_handlers
+from facade.audit import AuditMiddleware
+from facade.errors import RequestLimits, install_error_handlers
+from facade.routers import admin, monitoring, services, tenants
+from facade.routers import config as config_routes
 from facade.routers import hub as hub_routes
-from facade.routers import services
 from facade.runtime import Hub
 from facade.settings import HubSettings, load_settings
 
@@ -42,7 +44,17 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.state.hub = hub
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        max_json_depth=settings.max_json_depth,
+    )
+    app.add_middleware(AuditMiddleware)  # outermost: refused requests are audited too
     app.include_router(hub_routes.router)
     app.include_router(services.router)
+    app.include_router(tenants.router)
+    app.include_router(config_routes.router)
+    app.include_router(monitoring.router)
+    app.include_router(admin.router)
     return app

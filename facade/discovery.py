@@ -24,17 +24,19 @@ class DiscoveryService:
         self.catalog = catalog
         self.balancer = SmoothWeightedRoundRobin()
 
+    def provisioned_tier(self, tenant_id: str | None) -> str | None:
+        """The tier a tenant was provisioned with, if it was."""
+        if tenant_id is None:
+            return None
+        kv = self.view.get(f"{TENANTS_PREFIX}{tenant_id}")
+        if kv is None:
+            return None
+        tier = orjson.loads(kv.value).get("subscription_tier")
+        return tier if isinstance(tier, str) else None
+
     def effective_tier(self, ctx: TenantContext) -> str:
         """The caller's tier: asserted, else the tenant's provisioned tier, else free."""
-        if ctx.tier:
-            return ctx.tier
-        if ctx.tenant_id:
-            kv = self.view.get(f"{TENANTS_PREFIX}{ctx.tenant_id}")
-            if kv is not None:
-                tier = orjson.loads(kv.value).get("subscription_tier")
-                if isinstance(tier, str):
-                    return tier
-        return DEFAULT_TIER
+        return ctx.tier or self.provisioned_tier(ctx.tenant_id) or DEFAULT_TIER
 
     def _service(self, name: str) -> ServiceState:
         state = self.catalog.get(name)

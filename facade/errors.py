@@ -23,6 +23,7 @@ STATUS_BY_ERROR: dict[type[e.HubError], int] = {
     e.InvalidRequest: 422,
     e.MalformedJSON: 400,
     e.PayloadTooLarge: 413,
+    e.HeadersTooLarge: 431,
     e.Unauthorized: 401,
     e.Forbidden: 403,
     e.BackendPermissionDenied: 502,
@@ -58,6 +59,15 @@ def status_for_class(error_class: type[e.HubError]) -> int:
 def status_for(error: e.HubError) -> int:
     """The HTTP status of a hub error."""
     return status_for_class(type(error))
+
+
+def error_doc(*classes: type[e.HubError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the errors a route answers, grouped by status."""
+    docs: dict[int | str, dict[str, Any]] = {}
+    for cls in classes:
+        entry = docs.setdefault(status_for_class(cls), {"description": ""})
+        entry["description"] = ", ".join(filter(None, [entry["description"], cls.code]))
+    return docs
 
 
 def error_response(error: e.HubError) -> Any:
@@ -112,44 +122,102 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(e.HubError("internal error; the hub's log has the details"))
 
 
-class BodySizeLimit:
-    """Refuses request bodies over ``max_bytes`` with a 413 before a handler reads them.
+class RequestLimits:
+    """Refuses oversized headers (431), oversized bodies (413) and over-deep JSON (400).
 
-    Checks ``Content-Length`` up front and counts streamed chunks for chunked uploads.
+    Bodies are read up to ``max_body_bytes`` (checking ``Content-Length`` first, then
+    counting chunks), inspected for nesting depth without being parsed, and replayed to
+    the app, so no handler ever sees a body over the limits.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int, max_json_depth: int
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.max_json_depth = max_json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = scope.get("headers") or ()
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in headers)
+        if header_bytes > self.max_header_bytes:
+            error: e.HubError = e.HeadersTooLarge(
+                f"the request headers exceed {self.max_header_bytes} bytes",
+                details={"max_header_bytes": self.max_header_bytes},
+            )
+            await error_response(error)(scope, receive, send)
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
         too_large = e.PayloadTooLarge(
-            f"the request body exceeds {self.max_bytes} bytes",
-            details={"max_bytes": self.max_bytes},
+            f"the request body exceeds {self.max_body_bytes} bytes",
+            details={"max_bytes": self.max_body_bytes},
         )
-        for name, value in scope.get("headers", ()):
+        for name, value in headers:
             if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = -1
-                if declared < 0 or declared > self.max_bytes:
+                declared = int(value) if value.isdigit() else -1
+                if declared < 0 or declared > self.max_body_bytes:
                     await error_response(too_large)(scope, receive, send)
                     return
-        received = 0
-
-        async def limited_receive() -> Message:
-            # Raised as an HTTPException because FastAPI re-raises those from body parsing
-            # (anything else would become a generic 400).
-            nonlocal received
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise StarletteHTTPException(413, detail=too_large.message)
-            return message
+            if message["type"] != "http.request":
+                break  # client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await error_response(too_large)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        openers = body.count(b"[") + body.count(b"{")
+        if openers > self.max_json_depth and json_nesting_depth(body) > self.max_json_depth:
+            error = e.InvalidRequest(
+                f"the JSON body nests deeper than {self.max_json_depth} levels",
+                details={"max_json_depth": self.max_json_depth},
+            )
+            await error_response(error)(scope, receive, send)
+            return
+        replayed = False
 
-        await self.app(scope, limited_receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def json_nesting_depth(body: bytes) -> int:
+    """The deepest ``[``/``{`` nesting in a JSON text, ignoring brackets inside strings."""
+    if body.count(b"[") + body.count(b"{") <= 1:
+        return body.count(b"[") + body.count(b"{")
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest

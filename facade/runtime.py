@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from adapters import Backend, create_backend
+from facade.audit import AuditLog
 from facade.catalog import CatalogIndex, catalog_listeners
+from facade.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
 from facade.discovery import DiscoveryService
+from facade.quotas import QuotaMetrics, QuotaService, usage_prefix
+from facade.ratelimit import RateLimiter
 from facade.registry import RegistryService
+from facade.security import AccessControl, TokenService
 from facade.settings import HubSettings
+from facade.tenants import TENANTS_PREFIX, TenantDirectory, TenantService
 from facade.view import StateView
+from facade.webhooks import WEBHOOKS_PREFIX, WebhookService, tenant_webhooks_prefix
 from shared.errors import BackendUnavailable, HubError
 
 log = logging.getLogger("central_hub")
@@ -36,6 +46,74 @@ class Hub:
             visibility_timeout=settings.write_visibility_timeout,
         )
         self.discovery = DiscoveryService(self.view, self.catalog)
+        self._init_tenancy(settings)
+        admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        self.tokens = TokenService(
+            self.backend,
+            self.view,
+            configured_admin_token=admin_token,
+            visibility_timeout=settings.write_visibility_timeout,
+        )
+        self.access = AccessControl(
+            self.tokens,
+            RateLimiter(
+                per_token_rate=settings.rate_limit_per_token,
+                per_token_burst=settings.rate_limit_burst,
+                # The tiers' hourly API allowance is the tier defaults' data, not a copy.
+                calls_per_hour={
+                    tier: defaults["rate_limits"]["api_calls_per_hour"]
+                    for tier, defaults in self.config.tier_defaults.items()
+                },
+            ),
+            dev=settings.dev,
+            anonymous_reads=settings.anonymous_reads,
+            tier_of=self.discovery.provisioned_tier,
+        )
+        self.audit = AuditLog(self.backend)
+        self._bootstrap_task: asyncio.Task[None] | None = None
+
+    def _init_tenancy(self, settings: HubSettings) -> None:
+        """Tenants, layered config, quotas and config webhooks (DESIGN.md 7-9)."""
+        visibility = settings.write_visibility_timeout
+        self.tenant_directory = TenantDirectory()
+        self.config_index = ConfigIndex()
+        self.view.add_listener(TENANTS_PREFIX, self.tenant_directory)
+        self.view.add_listener(CONFIG_PREFIX, self.config_index)
+        self.tenants = TenantService(
+            self.backend, self.view, self.tenant_directory, visibility_timeout=visibility
+        )
+        self.config = ConfigService(
+            self.backend,
+            self.view,
+            self.tenant_directory,
+            self.config_index,
+            visibility_timeout=visibility,
+            history_limit=settings.config_history_limit,
+        )
+        self.quotas = QuotaService(
+            self.backend,
+            self.view,
+            self.tenant_directory,
+            self.config,
+            visibility_timeout=visibility,
+        )
+        self.webhooks = WebhookService(
+            self.backend,
+            self.view,
+            self.tenant_directory,
+            self.config,
+            visibility_timeout=visibility,
+            max_attempts=settings.webhook_max_attempts,
+            initial_backoff=settings.webhook_initial_backoff,
+            max_backoff=settings.webhook_max_backoff,
+            request_timeout=settings.webhook_timeout,
+        )
+        self.view.add_listener(WEBHOOKS_PREFIX, self.webhooks)
+        self.tenants.config = self.config
+        self.tenants.cleanup_prefixes = [usage_prefix, tenant_webhooks_prefix]
+        # Per-hub registry: several hubs may run in one process (tests, benchmarks).
+        self.metrics_registry = CollectorRegistry(auto_describe=True)
+        self.metrics_registry.register(QuotaMetrics(self.quotas))
 
     async def start(self) -> None:
         """Open the backend and sync the view; an unreachable backend is retried later."""
@@ -49,9 +127,49 @@ class Hub:
         await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
         if not self.view.synced:
             log.error("started without a backend sync; serving nothing until it returns")
+        await self.webhooks.start()
+        if self.settings.dev:
+            log.warning(
+                "DEV MODE: authentication is OFF; anyone who can reach %s:%d is admin",
+                self.settings.host,
+                self.settings.port,
+            )
+        elif self.settings.admin_token is None:
+            self._bootstrap_task = asyncio.create_task(self._bootstrap(), name="bootstrap")
+
+    async def _bootstrap(self) -> None:
+        """Create the first admin token once the backend is reachable."""
+        delay = 0.5
+        while True:
+            try:
+                if self.view.synced:
+                    path = self.settings.bootstrap_token_path
+                    token = await self.tokens.bootstrap(path)
+                    if token is not None:
+                        # Printed once, on purpose not through logging (which may be shipped).
+                        print(
+                            f"central-hub: bootstrap admin token (shown once, also in {path}, "
+                            f"mode 0600): {token}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                    return
+            except HubError as exc:
+                log.warning("bootstrap admin token not created yet: %s", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def wait_bootstrapped(self) -> None:
+        """Wait until the bootstrap step (if any) has finished."""
+        if self._bootstrap_task is not None:
+            await self._bootstrap_task
 
     async def stop(self) -> None:
         """Stop following the backend and close it."""
+        self.config.changes.close()  # ends config streams and long polls
+        await self.webhooks.stop()
+        if self._bootstrap_task is not None and not self._bootstrap_task.done():
+            self._bootstrap_task.cancel()
         await self.view.stop()
         if self.owns_backend:
             await self.backend.close()
@@ -61,7 +179,8 @@ class Hub:
         reachable = True
         error: str | None = None
         try:
-            await asyncio.wait_for(self.backend.current_revision(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self.backend.current_revision()
         except (HubError, TimeoutError) as exc:
             reachable = False
             error = str(exc) or type(exc).__name__

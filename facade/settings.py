@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BackendName = Literal["embedded", "etcd", "consul"]
@@ -42,11 +42,102 @@ class HubSettings(BaseSettings):
     default_ttl: int | None = Field(
         None, ge=1, le=86_400, description="TTL for registrations that give none (None: none)."
     )
+    dev: bool = Field(
+        False,
+        description="Development mode: no authentication at all. Refused unless bound to "
+        "a loopback address.",
+    )
+    anonymous_reads: bool = Field(
+        False, description="Let callers without a token read (never write)."
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="An operator-chosen admin token (at least 32 random characters). "
+        "Without it, the first start writes a bootstrap admin token to a file.",
+    )
+    token_file: Path | None = Field(
+        None, description="Where the bootstrap admin token is written (default: data_dir)."
+    )
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    max_json_depth: int = Field(32, ge=2, le=1000)
+    rate_limit_per_token: float = Field(
+        10_000.0, gt=0, description="Sustained requests/s for one service/gateway/admin token."
+    )
+    rate_limit_burst: float = Field(
+        20_000.0, gt=0, description="Requests a token may burst above its sustained rate."
+    )
+
+    etcd_endpoints: str = Field(
+        "http://127.0.0.1:2379",
+        min_length=1,
+        description="etcd gateway URLs, comma-separated; the next is tried on connection errors.",
+    )
+    etcd_namespace: str = Field(
+        "hub",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$",
+        description="Every hub key is stored under /<namespace>/ in etcd.",
+    )
+    etcd_connect_timeout: float = Field(
+        0.5, gt=0, le=30, description="Seconds to connect to an etcd member before the next."
+    )
+    etcd_read_timeout: float = Field(2.0, gt=0, le=60, description="Seconds an etcd read may take.")
+    etcd_write_timeout: float = Field(
+        1.5,
+        gt=0,
+        le=60,
+        description="Seconds an etcd write may take before it fails as 'no quorum' (503).",
+    )
+
+    @model_validator(mode="after")
+    def _secure_defaults(self) -> HubSettings:
+        from facade.security import is_loopback, weak_secret_reason
+
+        if self.dev and not is_loopback(self.host):
+            raise ValueError("dev mode (no authentication) is only allowed on a loopback host")
+        if self.admin_token is not None:
+            reason = weak_secret_reason(self.admin_token.get_secret_value())
+            if reason:
+                raise ValueError(f"admin_token is refused: {reason}")
+        return self
+
+    @property
+    def bootstrap_token_path(self) -> Path:
+        """Where the first start writes the bootstrap admin token."""
+        from facade.security import BOOTSTRAP_TOKEN_FILE
+
+        return self.token_file or self.data_dir / BOOTSTRAP_TOKEN_FILE
+
+    config_history_limit: int = Field(
+        100, ge=1, le=10_000, description="Config versions kept per layer (global, tenant)."
+    )
+    config_keepalive: float = Field(
+        15.0, gt=0, le=300, description="Seconds between keep-alive comments on config streams."
+    )
+    webhook_max_attempts: int = Field(
+        6, ge=1, le=100, description="Delivery attempts per config version and webhook."
+    )
+    webhook_initial_backoff: float = Field(
+        1.0, gt=0, le=3600, description="Seconds before the first webhook retry (then doubled)."
+    )
+    webhook_max_backoff: float = Field(
+        60.0, gt=0, le=3600, description="Longest wait between webhook retries."
+    )
+    webhook_timeout: float = Field(
+        5.0, gt=0, le=120, description="Seconds a webhook receiver has to answer."
+    )
 
     def backend_options(self) -> dict[str, Any]:
         """Constructor keyword arguments for the configured backend."""
         if self.backend == "embedded":
             return {"data_dir": self.data_dir}
+        if self.backend == "etcd":
+            return {
+                "endpoints": self.etcd_endpoints,
+                "namespace": self.etcd_namespace,
+                "connect_timeout": self.etcd_connect_timeout,
+                "read_timeout": self.etcd_read_timeout,
+                "write_timeout": self.etcd_write_timeout,
+            }
         if self.backend == "consul":
             token = self.consul_token.get_secret_value() if self.consul_token else None
             return {
@@ -55,6 +146,12 @@ class HubSettings(BaseSettings):
                 "datacenter": self.consul_datacenter,
             }
         return {}
+
+
+def _named_in(message: str) -> str:
+    """The setting a model-level error message talks about first."""
+    found = [(message.find(n), n) for n in HubSettings.model_fields if n in message]
+    return min(found)[1] if found else "settings"
 
 
 class SettingsError(ValueError):
@@ -71,9 +168,9 @@ def load_settings(**overrides: Any) -> HubSettings:
         return HubSettings(**clean)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        name = ".".join(str(p) for p in first["loc"]) or _named_in(first["msg"])
         value = first.get("input")
-        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        shown = "" if isinstance(value, dict) or "token" in name else f" = {value!r}"
         raise SettingsError(
             f"invalid setting {name} (HUB_{name.upper()} / --{name.replace('_', '-')}){shown}: "
             f"{first['msg']}"

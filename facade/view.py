@@ -76,12 +76,15 @@ class StateView:
         self._first_sync = asyncio.Event()
         self._task = asyncio.create_task(self._follow(), name="state-view")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._first_sync.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._first_sync.wait()
 
     async def stop(self) -> None:
         """Stop following; pending waiters are released."""
         if self._task is not None:
-            self._task.cancel()
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -107,7 +110,8 @@ class StateView:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (revision, next(self._waiter_ids), fut))
         try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            async with asyncio.timeout(timeout):
+                await fut
         except TimeoutError:
             return self.revision >= revision
         return True

@@ -51,6 +51,12 @@ class PayloadTooLarge(InvalidRequest):
     code = "payload_too_large"
 
 
+class HeadersTooLarge(InvalidRequest):
+    """The request's headers exceed the configured limit."""
+
+    code = "headers_too_large"
+
+
 class Unauthorized(HubError):
     """No valid credentials were presented."""
 
@@ -67,6 +73,18 @@ class TierNotAllowed(Forbidden):
     """The caller's subscription tier may not use the requested service."""
 
     code = "tier_not_allowed"
+
+
+class TenantHeadersNotAllowed(Forbidden):
+    """The caller's token may not assert tenant context headers."""
+
+    code = "tenant_headers_not_allowed"
+
+
+class TenantMismatch(Forbidden):
+    """A tenant-bound token addressed another tenant's data."""
+
+    code = "tenant_mismatch"
 
 
 class NotFound(HubError):
@@ -87,6 +105,24 @@ class InstanceNotFound(NotFound):
     code = "instance_not_found"
 
 
+class TenantNotFound(NotFound):
+    """No tenant with that id is provisioned."""
+
+    code = "tenant_not_found"
+
+
+class ConfigVersionNotFound(NotFound):
+    """The configuration history holds no such version (never written, or pruned)."""
+
+    code = "config_version_not_found"
+
+
+class WebhookNotFound(NotFound):
+    """No config webhook with that id is registered."""
+
+    code = "webhook_not_found"
+
+
 class LeaseNotFound(NotFound):
     """The lease does not exist or has already expired."""
 
@@ -103,6 +139,18 @@ class RevisionConflict(Conflict):
     """A compare-and-set found a different revision than expected."""
 
     code = "revision_conflict"
+
+
+class TenantExists(Conflict):
+    """A tenant with that id is already provisioned."""
+
+    code = "tenant_exists"
+
+
+class QuotaReleaseExceedsUsage(Conflict):
+    """A release asked to free more of a resource than the tenant holds."""
+
+    code = "quota_release_exceeds_usage"
 
 
 class PreconditionFailed(HubError):

@@ -19,6 +19,7 @@ import pytest
 
 from adapters import Backend
 from adapters.sqlite import SQLiteBackend
+from tests.etcd_cluster import EtcdCluster, live_clusters
 
 BackendFactory = Callable[[], Awaitable[Backend]]
 
@@ -74,9 +75,42 @@ def _consul_factory(address: str, token: str | None) -> BackendFactory:
     return make
 
 
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    """One real etcd member for the whole session (tests share it by namespace)."""
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"), size=1).start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def etcd_backend_factory() -> BackendFactory:
-    pytest.skip("the etcd backend is not implemented yet")
+def etcd_backend_factory(etcd_server: EtcdCluster) -> Iterator[BackendFactory]:
+    """Each call: an EtcdBackend on the session's etcd with a namespace of its own."""
+    from adapters.etcd import EtcdBackend
+
+    namespaces: list[str] = []
+
+    async def make() -> Backend:
+        namespaces.append(f"test-{uuid.uuid4().hex}")
+        backend = EtcdBackend(etcd_server.endpoints, namespace=namespaces[-1])
+        await backend.open()
+        return backend
+
+    yield make
+    # Delete what the test left, so leases it granted expire without later DELETE events
+    # (and revisions) landing in the next test.
+    for namespace in namespaces:
+        etcd_server.delete_prefix(f"/{namespace}/")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report shows the log tail of every etcd member still running."""
+    report = yield
+    if report.failed:
+        for cluster in live_clusters():
+            report.sections.append(("etcd log tail", cluster.log_tails()))
+    return report
 
 
 @pytest.fixture(params=BACKEND_KINDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -15,6 +16,10 @@ import httpx
 
 from tests.conftest import free_port
 
+TEST_ADMIN_TOKEN = "test-admin-" + secrets.token_urlsafe(32)
+"""The admin token every test hub process accepts (so replicas share one)."""
+ADMIN_HEADERS = {"authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
+
 
 class HubProcess:
     """One ``central-hub run`` process on 127.0.0.1 with its log kept in a file."""
@@ -26,10 +31,18 @@ class HubProcess:
         env: Mapping[str, str] | None = None,
         args: list[str] | None = None,
         port: int | None = None,
+        admin_token: str | None = "generate",
     ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
-        self.env = {**os.environ, "HUB_LOG_LEVEL": "info", **(env or {})}
+        if admin_token == "generate":
+            admin_token = TEST_ADMIN_TOKEN
+        self.admin_token = admin_token
+        self.env = {k: v for k, v in os.environ.items() if k != "HUB_ADMIN_TOKEN"}
+        self.env["HUB_LOG_LEVEL"] = "info"
+        if admin_token is not None:
+            self.env["HUB_ADMIN_TOKEN"] = admin_token
+        self.env.update(env or {})
         self.args = args or []
         self.log_path = workdir / f"hub-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -79,9 +92,11 @@ class HubProcess:
         """The process's output so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def client(self, **kwargs: Any) -> httpx.Client:
-        """A client for this hub."""
-        return httpx.Client(base_url=self.url, timeout=10.0, **kwargs)
+    def client(self, token: str | None = "admin", **kwargs: Any) -> httpx.Client:
+        """A client for this hub, as admin unless another ``token`` (or None) is given."""
+        token = self.admin_token if token == "admin" else token
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, timeout=10.0, headers=headers, **kwargs)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""

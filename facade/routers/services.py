@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 
-from facade.context import HubDep, TenantDep
-from facade.errors import status_for_class
+from facade.context import (
+    TENANT_QUERY_DOC,
+    HubDep,
+    Reader,
+    Registrar,
+    TenantDep,
+    parse_tenant_context,
+)
+from facade.errors import error_doc
 from facade.models import (
     INSTANCE_ID_PATTERN,
     SERVICE_NAME_PATTERN,
@@ -19,6 +26,8 @@ from facade.models import (
     ServiceRegistration,
 )
 from facade.responses import JSONBytesResponse, json_response
+from facade.runtime import Hub
+from facade.security import Permission, Role
 from shared import errors
 
 router = APIRouter(prefix="/services", tags=["services"])
@@ -32,15 +41,6 @@ LegacyMode = Annotated[
 ]
 
 
-def _error_doc(*classes: type[errors.HubError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the errors a route answers, grouped by status."""
-    docs: dict[int | str, dict[str, Any]] = {}
-    for cls in classes:
-        entry = docs.setdefault(status_for_class(cls), {"description": ""})
-        entry["description"] = ", ".join(filter(None, [entry["description"], cls.code]))
-    return docs
-
-
 def _read(body: dict[str, Any], stale: bool) -> JSONBytesResponse:
     return json_response(body, headers={"X-Hub-Stale": "true"} if stale else None)
 
@@ -51,35 +51,63 @@ def _read(body: dict[str, Any], stale: bool) -> JSONBytesResponse:
     response_model=RegistrationResult,
     responses={200: {"description": "The same instance re-registered (idempotent)."}},
 )
-async def register_service(reg: ServiceRegistration, hub: HubDep) -> JSONBytesResponse:
+async def register_service(
+    reg: ServiceRegistration, hub: HubDep, principal: Registrar
+) -> JSONBytesResponse:
     """Register (or refresh) one instance of a service."""
+    principal.require_service(reg.name)
     result = await hub.registry.register(reg)
     return json_response(result, status_code=201 if result["created"] else 200)
 
 
 @router.get("/", response_model=ServiceListOut)
 async def list_services(
-    hub: HubDep, ctx: TenantDep, legacy_mode: LegacyMode = False
+    request: Request, hub: HubDep, ctx: TenantDep, legacy_mode: LegacyMode = False
 ) -> JSONBytesResponse:
     """Services the caller's tenant context may use; all of them without context."""
+    if legacy_mode and request.state.principal.role is Role.TENANT:
+        raise errors.Forbidden("a tenant token cannot use legacy_mode to skip tier filtering")
     answer = hub.discovery.list_services(ctx, legacy_mode=legacy_mode)
     return _read(answer, answer["stale"])
 
 
 @router.post("/discover", response_model=ServiceListOut)
-async def discover_services(hub: HubDep, ctx: TenantDep) -> JSONBytesResponse:
+async def discover_services(request: Request, hub: HubDep, ctx: TenantDep) -> JSONBytesResponse:
     """The gateway flow: services available to the tenant context in the headers."""
+    request.state.audit_skip = True  # a read that happens to be a POST
     answer = hub.discovery.list_services(ctx, legacy_mode=False)
     return _read(answer, answer["stale"])
+
+
+_TENANT_HEADER_DOCS = [
+    {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+    for name in ("x-tenant-id", "x-subscription-tier", "x-user-id", "x-company-id")
+] + [
+    {
+        "name": "tenant_id",
+        "in": "query",
+        "required": False,
+        "description": TENANT_QUERY_DOC,
+        "schema": {"type": "string"},
+    }
+]
 
 
 @router.get(
     "/discover/{name}",
     response_model=DiscoveryOut,
-    responses=_error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
+    responses=error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
+    openapi_extra={"parameters": _TENANT_HEADER_DOCS},
 )
-async def discover_service(name: ServiceNamePath, hub: HubDep, ctx: TenantDep) -> JSONBytesResponse:
-    """Where to call ``name`` directly: the recommended endpoint and every healthy one."""
+async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytesResponse:
+    """Where to call ``name`` directly: the recommended endpoint and every healthy one.
+
+    The hot path: it reads the request directly instead of through dependencies,
+    which costs a third of the hub's time per request.
+    """
+    hub: Hub = request.app.state.hub
+    principal = hub.access.authorize(request, Permission.READ)
+    ctx = parse_tenant_context(request, principal, request.query_params.get("tenant_id"))
     answer = hub.discovery.discover(name, ctx)
     return _read(answer, answer["stale"])
 
@@ -87,9 +115,9 @@ async def discover_service(name: ServiceNamePath, hub: HubDep, ctx: TenantDep) -
 @router.get(
     "/{name}",
     response_model=ServiceDetailOut,
-    responses=_error_doc(errors.ServiceNotFound),
+    responses=error_doc(errors.ServiceNotFound),
 )
-async def get_service(name: ServiceNamePath, hub: HubDep) -> JSONBytesResponse:
+async def get_service(name: ServiceNamePath, hub: HubDep, _: Reader) -> JSONBytesResponse:
     """One service and all of its instances."""
     answer = hub.discovery.describe(name)
     return _read(answer, answer["stale"])
@@ -97,25 +125,28 @@ async def get_service(name: ServiceNamePath, hub: HubDep) -> JSONBytesResponse:
 
 @router.delete(
     "/{name}/instances/{instance_id}",
-    responses=_error_doc(errors.InstanceNotFound),
+    responses=error_doc(errors.InstanceNotFound),
 )
 async def deregister_instance(
-    name: ServiceNamePath, instance_id: InstanceIdPath, hub: HubDep
+    name: ServiceNamePath, instance_id: InstanceIdPath, hub: HubDep, principal: Registrar
 ) -> JSONBytesResponse:
     """Remove one instance from the catalog now."""
+    principal.require_service(name)
     return json_response(await hub.registry.deregister(name, instance_id))
 
 
 @router.put(
     "/{name}/instances/{instance_id}/heartbeat",
-    responses=_error_doc(errors.InstanceNotFound),
+    responses=error_doc(errors.InstanceNotFound),
 )
 async def heartbeat(
     name: ServiceNamePath,
     instance_id: InstanceIdPath,
     hub: HubDep,
+    principal: Registrar,
     beat: Annotated[Heartbeat | None, Body()] = None,
 ) -> JSONBytesResponse:
     """Renew the instance's TTL; optionally report its load."""
+    principal.require_service(name)
     result = await hub.registry.heartbeat(name, instance_id, beat or Heartbeat())
     return json_response(result)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conformance.conftest import RunningHub
+from tests.conformance.conftest import RunningHub, assert_error
 
 PRO = {"x-tenant-id": "company_abc", "x-subscription-tier": "pro", "x-user-id": "u1"}
 FREE = {"x-tenant-id": "company_free", "x-subscription-tier": "free"}
@@ -26,17 +26,6 @@ async def register(api: httpx.AsyncClient, name: str, port: int, **extra: Any) -
     assert resp.status_code in (200, 201), resp.text
     instance_id: str = resp.json()["instance_id"]
     return instance_id
-
-
-def assert_error(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 async def test_register_is_readable_immediately_and_idempotent(api: httpx.AsyncClient) -> None:

@@ -37,6 +37,7 @@ from shared.errors import (
     RevisionConflict,
 )
 from tests.contract.fake_consul import FakeConsul
+from tests.processes import ADMIN_HEADERS, TEST_ADMIN_TOKEN
 
 PREFIX = "hub-contract/"
 
@@ -557,6 +558,7 @@ async def test_settings_select_the_consul_backend_and_the_hub_serves_from_it(
     monkeypatch.setenv("HUB_CONSUL_ADDRESS", address(fake))
     monkeypatch.setenv("HUB_CONSUL_TOKEN", "root-token")
     monkeypatch.setenv("HUB_CONSUL_DATACENTER", "dc1")
+    monkeypatch.setenv("HUB_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
     settings = load_settings(data_dir=str(tmp_path))
     assert "root-token" not in repr(settings)
     backend = create_backend(settings.backend, **settings.backend_options())
@@ -568,7 +570,9 @@ async def test_settings_select_the_consul_backend_and_the_hub_serves_from_it(
     await hub.start()
     try:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as api:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://hub.test", headers=ADMIN_HEADERS
+        ) as api:
             resp = await api.post(
                 "/services/register", json={"name": "quotes", "host": "127.0.0.1", "port": 8300}
             )
@@ -585,7 +589,7 @@ async def test_settings_select_the_consul_backend_and_the_hub_serves_from_it(
 async def test_a_read_only_token_makes_registration_a_502_not_a_500(
     fake: FakeConsul, tmp_path: Path
 ) -> None:
-    settings = load_settings(data_dir=str(tmp_path))
+    settings = load_settings(data_dir=str(tmp_path), admin_token=TEST_ADMIN_TOKEN)
     backend = ConsulBackend(address(fake), token="reader-token", kv_prefix=PREFIX)
     await backend.open()  # an injected backend is opened (and closed) by its owner
     app = create_app(settings, backend=backend)
@@ -593,7 +597,9 @@ async def test_a_read_only_token_makes_registration_a_502_not_a_500(
     await hub.start()
     try:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as api:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://hub.test", headers=ADMIN_HEADERS
+        ) as api:
             resp = await api.post(
                 "/services/register", json={"name": "quotes", "host": "127.0.0.1", "port": 8300}
             )

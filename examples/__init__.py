@@ -1,0 +1,1 @@
+"""Example services built on the shared library (run from the repository root)."""

@@ -1,0 +1,729 @@
+"""Layered, versioned configuration (DESIGN.md section 8).
+
+Layers, merged in this order (later wins, objects merge key by key):
+
+1. **tier defaults**: the spec's free / pro / enterprise table, shipped as data in
+   ``facade/data/tier_defaults.json``;
+2. **global config**: written with ``PUT``/``PATCH /config``;
+3. **tenant overrides**: written with ``PUT``/``PATCH /config/{tenant_id}``.
+
+Storage: a layer *is* its history. Every write creates the key
+``config/global/history/<seq>`` or ``config/tenants/<id>/history/<seq>`` (``seq`` is the
+layer's write counter, zero padded) with a create-only compare-and-set, so two writers
+can never both produce the same next version and no write is ever half done: the newest
+history entry is the layer's current content. Old entries beyond ``history_limit`` are
+pruned (never the newest).
+
+Versions are backend revisions, so they only grow:
+
+* a layer's version is the revision of its newest history entry;
+* a tenant's *effective* version is the newest of: its overrides' version, the global
+  version and its tenant record's revision (a tier change changes the defaults). Any
+  write that changes what ``GET /config/{tenant_id}`` answers raises this number, and it
+  is the ``ETag``, the SSE event id and the long-polling index.
+
+Reads come from the view; writes read the layer from the backend and compare-and-set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib.resources
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from adapters import Backend, EventType, KeyValue, WatchEvent
+from facade.registry import utc_now
+from facade.tenants import TenantDirectory, tenant_key
+from facade.view import StateView
+from shared.errors import (
+    BackendTimeout,
+    ConfigVersionNotFound,
+    HubError,
+    InvalidRequest,
+    PreconditionFailed,
+    RevisionConflict,
+    TenantNotFound,
+)
+from shared.tenancy import TIERS
+
+log = logging.getLogger("central_hub.config")
+
+CONFIG_PREFIX = "config/"
+GLOBAL_HISTORY_PREFIX = "config/global/history/"
+TENANT_CONFIG_PREFIX = "config/tenants/"
+DEFAULT_TIER = "free"
+
+LIMIT_SECTIONS = ("rate_limits", "resource_limits")
+"""Sections whose values must be non-negative integers."""
+FLAG_SECTIONS = ("features",)
+"""Sections whose values must be booleans."""
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+MAX_LIMIT = 2**53 - 1
+"""Largest limit accepted (still exact as a JSON number in every client)."""
+_CAS_ATTEMPTS = 50
+
+Scope = str | None
+"""A config layer: a tenant id, or ``None`` for the global layer."""
+WriteMode = Literal["put", "patch", "rollback", "tenant_deleted"]
+
+
+def layer_prefix(scope: Scope) -> str:
+    """The history prefix of one layer."""
+    return GLOBAL_HISTORY_PREFIX if scope is None else f"{TENANT_CONFIG_PREFIX}{scope}/history/"
+
+
+def history_key(scope: Scope, sequence: int) -> str:
+    """The key of one history entry (zero padded so key order is version order)."""
+    return f"{layer_prefix(scope)}{sequence:012d}"
+
+
+def parse_history_key(key: str) -> tuple[Scope, int] | None:
+    """``(scope, sequence)`` of a history key, or ``None`` for any other key."""
+    if key.startswith(GLOBAL_HISTORY_PREFIX):
+        scope: Scope = None
+        tail = key[len(GLOBAL_HISTORY_PREFIX) :]
+    elif key.startswith(TENANT_CONFIG_PREFIX):
+        tenant_id, sep, tail = key[len(TENANT_CONFIG_PREFIX) :].partition("/history/")
+        if not sep or not tenant_id:
+            return None
+        scope = tenant_id
+    else:
+        return None
+    return (scope, int(tail)) if tail.isdigit() else None
+
+
+# -- tier defaults -------------------------------------------------------------------
+
+
+def load_tier_defaults() -> dict[str, dict[str, Any]]:
+    """The shipped tier defaults table, validated like any config write."""
+    raw = importlib.resources.files("facade").joinpath("data/tier_defaults.json").read_bytes()
+    table = orjson.loads(raw)
+    defaults: dict[str, dict[str, Any]] = {t: validate_config(table[t]) for t in TIERS}
+    return defaults
+
+
+# -- validation and merging ----------------------------------------------------------
+
+
+def validate_config(doc: Any) -> dict[str, Any]:
+    """Check a whole layer document; return it, or raise InvalidRequest naming every problem.
+
+    Known sections: ``rate_limits`` and ``resource_limits`` map names to non-negative
+    integers, ``features`` maps names to booleans. Other sections are kept as given.
+    """
+    problems: list[dict[str, str]] = []
+    if not isinstance(doc, dict):
+        raise InvalidRequest(
+            "a configuration must be a JSON object of sections",
+            details={"errors": [{"field": "body", "problem": "not an object"}]},
+        )
+    for section, body in doc.items():
+        if not _NAME.match(section):
+            problems.append({"field": section, "problem": "section names: [A-Za-z0-9_.-]{1,64}"})
+            continue
+        if section not in LIMIT_SECTIONS and section not in FLAG_SECTIONS:
+            if body is None:
+                problems.append({"field": section, "problem": "null is only allowed in PATCH"})
+            continue
+        if not isinstance(body, dict):
+            problems.append({"field": section, "problem": "must be an object"})
+            continue
+        for name, value in body.items():
+            field = f"{section}.{name}"
+            if not _NAME.match(name):
+                problems.append({"field": field, "problem": "names: [A-Za-z0-9_.-]{1,64}"})
+            elif section in FLAG_SECTIONS:
+                if not isinstance(value, bool):
+                    problems.append({"field": field, "problem": "must be true or false"})
+            elif (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < 0
+                or value > MAX_LIMIT
+            ):
+                problems.append({"field": field, "problem": "must be a non-negative integer"})
+    if problems:
+        raise InvalidRequest("the configuration failed validation", details={"errors": problems})
+    return doc
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge recursively, ``null`` removes a key."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def merge_layers(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: later layers win; objects merge key by key, anything else replaces."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _deep_merge(merged, layer)
+    return merged
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_if_match(header: str | None) -> set[int] | Literal["*"] | None:
+    """The versions an ``If-Match`` header accepts (``"12"``, ``W/"12"``, ``12``, ``*``)."""
+    if header is None:
+        return None
+    header = header.strip()
+    if header == "*":
+        return "*"
+    versions: set[int] = set()
+    for part in header.split(","):
+        tag = part.strip().removeprefix("W/").strip('"')
+        if not tag.isdigit():
+            raise InvalidRequest(
+                'If-Match must carry versions as ETags, e.g. "42"',
+                details={"header": "If-Match", "value": header[:200]},
+            )
+        versions.add(int(tag))
+    return versions
+
+
+def etag(version: int) -> str:
+    """The ETag of a version."""
+    return f'"{version}"'
+
+
+# -- the read side: history entries mirrored from the view ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigVersion:
+    """One history entry of one layer."""
+
+    scope: Scope
+    sequence: int
+    revision: int
+    config: dict[str, Any]
+    author: str
+    updated_at: str
+    action: str
+    restored_version: int | None = None
+    correlation_id: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The API form of a history entry (``version`` is the backend revision)."""
+        return {
+            "version": self.revision,
+            "sequence": self.sequence,
+            "action": self.action,
+            "author": self.author,
+            "updated_at": self.updated_at,
+            "restored_version": self.restored_version,
+            "correlation_id": self.correlation_id,
+            "config": self.config,
+        }
+
+    @classmethod
+    def from_kv(cls, kv: KeyValue) -> ConfigVersion | None:
+        """Parse a stored history entry; ``None`` for other or unreadable keys."""
+        parsed = parse_history_key(kv.key)
+        if parsed is None:
+            return None
+        try:
+            data = orjson.loads(kv.value)
+            return cls(
+                scope=parsed[0],
+                sequence=parsed[1],
+                revision=kv.mod_revision,
+                config=dict(data["config"]),
+                author=str(data.get("author") or "unknown"),
+                updated_at=str(data.get("updated_at") or ""),
+                action=str(data.get("action") or "put"),
+                restored_version=data.get("restored_version"),
+                correlation_id=data.get("correlation_id"),
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            log.warning("ignoring unreadable config entry %s: %s", kv.key, exc)
+            return None
+
+
+class ChangeSignal:
+    """Wakes every waiter once per change (one in-memory fan-out per replica).
+
+    Capture :meth:`current` *before* reading state and wait on it afterwards, so a change
+    between the read and the wait is never missed.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.closed = False
+
+    def current(self) -> asyncio.Event:
+        """The event the next change will set."""
+        return self._event
+
+    def notify(self) -> None:
+        """Wake everyone waiting on the current event."""
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    def close(self) -> None:
+        """Wake everyone for good (hub stopping); streams end."""
+        self.closed = True
+        self.notify()
+
+
+class ConfigIndex:
+    """Every layer's history, kept current by the view (a listener on ``config/``)."""
+
+    def __init__(self) -> None:
+        self.layers: dict[Scope, dict[int, ConfigVersion]] = {}
+        self.latest: dict[Scope, ConfigVersion] = {}
+        self.on_change: list[Callable[[], None]] = []
+
+    def reset(self, items: dict[str, KeyValue]) -> None:
+        """Rebuild from a snapshot of ``config/``."""
+        self.layers = {}
+        for kv in items.values():
+            entry = ConfigVersion.from_kv(kv)
+            if entry is not None:
+                self.layers.setdefault(entry.scope, {})[entry.sequence] = entry
+        self.latest = {
+            scope: entries[max(entries)] for scope, entries in self.layers.items() if entries
+        }
+        self._changed()
+
+    def apply(self, event: WatchEvent, previous: KeyValue | None) -> None:
+        """Apply one change under ``config/``."""
+        parsed = parse_history_key(event.key)
+        if parsed is None:
+            return
+        scope, sequence = parsed
+        entries = self.layers.setdefault(scope, {})
+        if event.type is EventType.PUT:
+            entry = ConfigVersion.from_kv(
+                KeyValue(event.key, event.value or b"", event.revision, event.revision)
+            )
+            if entry is None:
+                return
+            entries[sequence] = entry
+            newest = self.latest.get(scope)
+            if newest is None or sequence >= newest.sequence:
+                self.latest[scope] = entry
+        else:
+            entries.pop(sequence, None)
+            if not entries:
+                self.layers.pop(scope, None)
+                self.latest.pop(scope, None)
+            elif self.latest.get(scope) is not None and self.latest[scope].sequence == sequence:
+                self.latest[scope] = entries[max(entries)]
+        self._changed()
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
+
+    def history(self, scope: Scope) -> list[ConfigVersion]:
+        """A layer's kept versions, newest first."""
+        entries = self.layers.get(scope, {})
+        return [entries[seq] for seq in sorted(entries, reverse=True)]
+
+
+# -- the service ---------------------------------------------------------------------
+
+
+class ConfigService:
+    """Reads (from the view), versioned writes (CAS on the backend) and change waits."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        view: StateView,
+        tenants: TenantDirectory,
+        index: ConfigIndex,
+        *,
+        visibility_timeout: float,
+        history_limit: int = 100,
+        tier_defaults: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.view = view
+        self.tenants = tenants
+        self.index = index
+        self.visibility_timeout = visibility_timeout
+        self.history_limit = history_limit
+        self.tier_defaults = tier_defaults or load_tier_defaults()
+        self.changes = ChangeSignal()
+        index.on_change.append(self.changes.notify)
+        tenants.on_change.append(self.changes.notify)
+
+    # -- reads --------------------------------------------------------------------
+
+    def _layer_version(self, scope: Scope) -> int:
+        entry = self.index.latest.get(scope)
+        return entry.revision if entry else 0
+
+    def _layer_config(self, scope: Scope) -> dict[str, Any]:
+        entry = self.index.latest.get(scope)
+        return entry.config if entry else {}
+
+    def tier_of(self, tenant_id: str, asserted_tier: str | None) -> tuple[str, bool]:
+        """``(tier, provisioned)``: a provisioned tenant's own tier wins over the header."""
+        tenant = self.tenants.get(tenant_id)
+        if tenant is not None:
+            return tenant.subscription_tier, True
+        return asserted_tier or DEFAULT_TIER, False
+
+    def effective_version(self, tenant_id: str) -> int:
+        """The newest revision among the writes that shape this tenant's config."""
+        tenant = self.tenants.get(tenant_id)
+        return max(
+            self._layer_version(tenant_id),
+            self._layer_version(None),
+            tenant.revision if tenant else 0,
+        )
+
+    def effective(self, tenant_id: str, asserted_tier: str | None = None) -> dict[str, Any]:
+        """``GET /config/{tenant_id}``: the spec's shape plus version and layer versions.
+
+        A tenant that is not provisioned gets the defaults of the tier its caller asserts
+        (the spec's gateway example), else of the free tier, and ``provisioned: false``.
+        """
+        tier, provisioned = self.tier_of(tenant_id, asserted_tier)
+        defaults = self.tier_defaults.get(tier, self.tier_defaults[DEFAULT_TIER])
+        config = merge_layers(defaults, self._layer_config(None), self._layer_config(tenant_id))
+        tenant = self.tenants.get(tenant_id)
+        return {
+            "tenant_id": tenant_id,
+            "subscription_tier": tier,
+            "provisioned": provisioned,
+            "config": config,
+            "version": self.effective_version(tenant_id),
+            "layers": {
+                "tier_defaults": tier,
+                "tenant_version": tenant.revision if tenant else 0,
+                "global_version": self._layer_version(None),
+                "overrides_version": self._layer_version(tenant_id),
+            },
+            "stale": self.view.stale,
+        }
+
+    def global_config(self) -> dict[str, Any]:
+        """``GET /config``: the global layer alone."""
+        entry = self.index.latest.get(None)
+        return {
+            "scope": "global",
+            "config": entry.config if entry else {},
+            "version": entry.revision if entry else 0,
+            "updated_at": entry.updated_at if entry else None,
+            "author": entry.author if entry else None,
+            "stale": self.view.stale,
+        }
+
+    def overrides(self, tenant_id: str) -> dict[str, Any]:
+        """A tenant's override layer alone."""
+        entry = self.index.latest.get(tenant_id)
+        return {
+            "scope": "tenant",
+            "tenant_id": tenant_id,
+            "config": entry.config if entry else {},
+            "version": entry.revision if entry else 0,
+            "updated_at": entry.updated_at if entry else None,
+            "author": entry.author if entry else None,
+            "stale": self.view.stale,
+        }
+
+    def history(self, scope: Scope) -> dict[str, Any]:
+        """A layer's kept versions, newest first, with author and time."""
+        if scope is not None and self.tenants.get(scope) is None and scope not in self.index.layers:
+            raise TenantNotFound(
+                f"no tenant {scope!r} is provisioned", details={"tenant_id": scope}
+            )
+        versions = [entry.public() for entry in self.index.history(scope)]
+        return {
+            "scope": "global" if scope is None else "tenant",
+            "tenant_id": scope,
+            "versions": versions,
+            "count": len(versions),
+            "history_limit": self.history_limit,
+        }
+
+    def version_of(self, scope: Scope, asserted_tier: str | None = None) -> int:
+        """The version a subscriber of ``scope`` compares against."""
+        return self._layer_version(None) if scope is None else self.effective_version(scope)
+
+    def body_of(self, scope: Scope, asserted_tier: str | None = None) -> dict[str, Any]:
+        """What a subscriber of ``scope`` receives."""
+        return self.global_config() if scope is None else self.effective(scope, asserted_tier)
+
+    # -- waiting for changes (long polling, SSE) ------------------------------------
+
+    async def _known(self, index: int, timeout: float) -> bool:
+        """Whether this replica's view has reached revision ``index`` (waiting briefly).
+
+        Versions are store-wide revisions: a client may have read ``index`` from a replica
+        that is ahead of this one; waiting for the view keeps it from being handed an
+        older version. An index the store never reached (the store was replaced) is
+        answered with the current state instead of blocking until the store catches up.
+        """
+        if self.view.revision >= index:
+            return True
+        try:
+            head = await self.backend.current_revision()
+        except HubError:
+            head = index  # cannot tell: give the view its chance to catch up
+        if head < index:
+            return False
+        return await self.view.wait_for(index, min(timeout, self.visibility_timeout))
+
+    async def wait_past(self, scope: Scope, index: int, timeout: float) -> bool:
+        """Wait until the scope's version exceeds ``index``; False when ``timeout`` passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if not await self._known(index, timeout):
+            return True
+        while not self.changes.closed:
+            event = self.changes.current()
+            if self.version_of(scope) > index:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                return self.version_of(scope) > index
+        return self.version_of(scope) > index
+
+    async def subscribe(
+        self,
+        scope: Scope,
+        *,
+        asserted_tier: str | None,
+        after: int | None,
+        keepalive: float,
+    ) -> AsyncIterator[dict[str, Any] | None]:
+        """Every new version of ``scope`` after ``after``, as full bodies; ``None`` = idle.
+
+        Starts with the current version when it is newer than ``after`` (or when ``after``
+        is ``None``), so a reconnecting subscriber gets what it missed. The global layer
+        replays each kept history entry it missed, in order; a tenant stream sends the
+        current effective config (it is complete, so intermediate effective states are
+        superseded). Ends when the hub stops.
+        """
+        if after is not None and not await self._known(after, self.visibility_timeout):
+            after = None  # an id this store never reached: start from the current state
+        last = -1 if after is None else after
+        while not self.changes.closed:
+            event = self.changes.current()
+            if scope is None:
+                if last < 0:  # a new subscriber starts from the current state
+                    current = self.global_config()
+                    last = current["version"]
+                    yield current
+                for entry in reversed(self.index.history(None)):
+                    if entry.revision > last:
+                        last = entry.revision
+                        yield self._global_event(entry)
+            else:
+                version = self.effective_version(scope)
+                if version > last or last < 0:
+                    last = version
+                    yield self.effective(scope, asserted_tier)
+            try:
+                await asyncio.wait_for(event.wait(), keepalive)
+            except TimeoutError:
+                yield None
+
+    def _global_event(self, entry: ConfigVersion) -> dict[str, Any]:
+        return {
+            "scope": "global",
+            "config": entry.config,
+            "version": entry.revision,
+            "updated_at": entry.updated_at,
+            "author": entry.author,
+            "stale": self.view.stale,
+        }
+
+    # -- writes -------------------------------------------------------------------
+
+    async def write(
+        self,
+        scope: Scope,
+        mode: WriteMode,
+        *,
+        body: dict[str, Any] | None = None,
+        restore_version: int | None = None,
+        if_match: set[int] | Literal["*"] | None = None,
+        author: str,
+        correlation_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Create the layer's next version; return the new history entry's public form.
+
+        ``put`` replaces the layer with ``body``; ``patch`` applies ``body`` as a JSON
+        merge patch; ``rollback`` restores the content of ``restore_version``;
+        ``tenant_deleted`` empties a tenant's overrides. The result is validated before
+        anything is written. ``if_match``: versions the caller read (the global version,
+        or the tenant's effective version); 412 if the current one differs or a
+        concurrent write to the same layer wins.
+        """
+        prefix = layer_prefix(scope)
+        for _ in range(_CAS_ATTEMPTS):
+            if scope is not None and mode != "tenant_deleted":
+                tenant_kv = await self.backend.get(tenant_key(scope))
+                if tenant_kv is None:
+                    raise TenantNotFound(
+                        f"no tenant {scope!r} is provisioned; POST /tenants first",
+                        details={"tenant_id": scope},
+                    )
+            else:
+                tenant_kv = None
+            layer = (await self.backend.range(prefix)).items
+            entries = [e for e in (ConfigVersion.from_kv(kv) for kv in layer) if e is not None]
+            newest = max(entries, key=lambda e: e.sequence) if entries else None
+            if if_match is not None:
+                current = await self._current_version(scope, newest, tenant_kv)
+                if if_match != "*" and current not in if_match:
+                    raise PreconditionFailed(
+                        "the configuration changed since the version in If-Match",
+                        details={"current_version": current, "if_match": sorted(if_match)},
+                    )
+            base = newest.config if newest else {}
+            restored: int | None = None
+            if mode == "put":
+                config = validate_config(body)
+            elif mode == "patch":
+                if not isinstance(body, dict):
+                    raise InvalidRequest("a merge patch must be a JSON object")
+                config = validate_config(merge_patch(base, body))
+            elif mode == "rollback":
+                target = next((e for e in entries if e.revision == restore_version), None)
+                if target is None:
+                    raise ConfigVersionNotFound(
+                        f"version {restore_version} is not in this layer's history",
+                        details={
+                            "version": restore_version,
+                            "kept_versions": sorted(e.revision for e in entries),
+                        },
+                    )
+                config, restored = target.config, target.revision
+            else:
+                config = {}
+            sequence = newest.sequence + 1 if newest else 1
+            record = {
+                "config": config,
+                "author": author,
+                "updated_at": utc_now(),
+                "action": mode,
+                "restored_version": restored,
+                "correlation_id": correlation_id,
+            }
+            try:
+                revision = await self.backend.put(
+                    history_key(scope, sequence), orjson.dumps(record), if_revision=0
+                )
+            except RevisionConflict:
+                if if_match is not None:
+                    raise PreconditionFailed(
+                        "a concurrent write to the same configuration won",
+                        details={"if_match": sorted(if_match) if if_match != "*" else "*"},
+                    ) from None
+                await asyncio.sleep(0)
+                continue
+            if not await self.view.wait_for(revision, self.visibility_timeout):
+                log.warning("config write at revision %d not yet visible here", revision)
+            await self._prune(entries, sequence)
+            entry = ConfigVersion(
+                scope=scope,
+                sequence=sequence,
+                revision=revision,
+                config=config,
+                author=author,
+                updated_at=str(record["updated_at"]),
+                action=mode,
+                restored_version=restored,
+                correlation_id=correlation_id,
+            )
+            return entry.public() | {
+                "scope": "global" if scope is None else "tenant",
+                "tenant_id": scope,
+                "effective_version": self.version_of(scope),
+            }
+        raise BackendTimeout(
+            "too many concurrent writes to this configuration; try again",
+            details={"retry_after": 1},
+        )
+
+    async def _current_version(
+        self, scope: Scope, newest: ConfigVersion | None, tenant_kv: KeyValue | None
+    ) -> int:
+        own = newest.revision if newest else 0
+        if scope is None:
+            return own
+        global_layer = (await self.backend.range(GLOBAL_HISTORY_PREFIX)).items
+        global_rev = max((kv.mod_revision for kv in global_layer), default=0)
+        return max(own, global_rev, tenant_kv.mod_revision if tenant_kv else 0)
+
+    async def _prune(self, entries: list[ConfigVersion], newest_sequence: int) -> None:
+        cutoff = newest_sequence - self.history_limit
+        for entry in entries:
+            if entry.sequence <= cutoff:
+                try:
+                    await self.backend.delete(history_key(entry.scope, entry.sequence))
+                except Exception as exc:  # pruning is best effort; the next write retries
+                    log.warning("could not prune config history: %s", exc)
+                    return
+
+    async def reset_tenant_overrides(self, tenant_id: str, *, author: str) -> None:
+        """Empty a tenant's overrides as a new version (used when the tenant is removed)."""
+        await self.write(tenant_id, "tenant_deleted", author=author)
+
+    async def ensure_tenant_overrides_reset(self, tenant_id: str) -> int | None:
+        """Reset again if a write slipped in after the reset; the new revision, if any."""
+        layer = (await self.backend.range(layer_prefix(tenant_id))).items
+        entries = [e for e in (ConfigVersion.from_kv(kv) for kv in layer) if e is not None]
+        newest = max(entries, key=lambda e: e.sequence) if entries else None
+        if newest is None or newest.action == "tenant_deleted":
+            return None
+        result = await self.write(tenant_id, "tenant_deleted", author=newest.author)
+        return int(result["version"])
+
+
+_WAIT = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+MAX_WAIT = 600.0
+DEFAULT_WAIT = 300.0
+
+
+def parse_wait(value: str | None) -> float:
+    """A Consul-style ``wait`` (``30s``, ``500ms``, ``5m``; bare numbers are seconds).
+
+    Defaults to 5 minutes and is capped at 10, as Consul's blocking queries are.
+    """
+    if value is None or value == "":
+        return DEFAULT_WAIT
+    match = _WAIT.match(value.strip())
+    if match is None:
+        raise InvalidRequest(
+            "wait must be a duration like 30s, 500ms or 5m",
+            details={"parameter": "wait", "value": value[:50]},
+        )
+    number = float(match.group(1))
+    seconds = {"ms": number / 1000, "m": number * 60}.get(match.group(2) or "s", number)
+    return min(seconds, MAX_WAIT)

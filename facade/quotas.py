@@ -1,0 +1,377 @@
+"""Tenant resource quotas: the spec's ``TenantResourceManager`` (DESIGN.md section 9).
+
+Usage lives in the backend, one key per tenant and resource (``usage/<tenant>/<type>``),
+so every replica enforces the same numbers. Allocation and release are compare-and-set
+loops on that key: read it, compute the new count, write it only if nobody wrote in
+between, else read again. Concurrent allocations from any number of replicas therefore
+never exceed the limit and releases never take usage below zero.
+
+``api_calls_per_hour`` counts in fixed hourly windows (UTC hour boundaries): the first
+allocation of a new hour starts from zero. The other resources are gauges (held until
+released). Limits come from the tenant's effective config (tier defaults, global config,
+overrides). Usage at or above 80 % of a limit is an alert (``GET /alerts``, ``/metrics``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from adapters import Backend, KeyValue
+from facade.config_store import ConfigService
+from facade.registry import utc_now
+from facade.tenants import TenantDirectory
+from facade.view import StateView
+from shared.errors import (
+    BackendTimeout,
+    InvalidRequest,
+    QuotaExceeded,
+    QuotaReleaseExceedsUsage,
+    RevisionConflict,
+)
+
+log = logging.getLogger("central_hub.quotas")
+
+USAGE_PREFIX = "usage/"
+ALERT_THRESHOLD = 0.8
+WINDOW_SECONDS = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    """One quota-controlled resource and where its limit lives in the effective config."""
+
+    name: str
+    section: str
+    limit_key: str
+    windowed: bool
+    unit: str
+
+
+RESOURCES: dict[str, ResourceType] = {
+    r.name: r
+    for r in (
+        ResourceType("api_calls_per_hour", "rate_limits", "api_calls_per_hour", True, "calls"),
+        ResourceType(
+            "websocket_connections", "rate_limits", "websocket_connections", False, "connections"
+        ),
+        ResourceType(
+            "concurrent_requests", "resource_limits", "max_concurrent_requests", False, "requests"
+        ),
+        ResourceType("storage", "resource_limits", "max_data_storage_mb", False, "MB"),
+    )
+}
+
+
+def usage_key(tenant_id: str, resource: str) -> str:
+    """The key of one tenant's usage of one resource."""
+    return f"{USAGE_PREFIX}{tenant_id}/{resource}"
+
+
+def usage_prefix(tenant_id: str) -> str:
+    """The prefix of all of a tenant's usage keys (removed with the tenant)."""
+    return f"{USAGE_PREFIX}{tenant_id}/"
+
+
+def window_start(now: float) -> int:
+    """Start (epoch seconds) of the hourly window containing ``now``."""
+    return int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One usage record as stored."""
+
+    used: int
+    window_start: int | None
+    alert_since: str | None
+
+    @classmethod
+    def from_kv(cls, kv: KeyValue | None) -> Usage:
+        """Parse a stored record (absent: nothing used)."""
+        if kv is None:
+            return cls(0, None, None)
+        data = orjson.loads(kv.value)
+        return cls(int(data.get("used", 0)), data.get("window_start"), data.get("alert_since"))
+
+    def current(self, resource: ResourceType, now: float) -> Usage:
+        """This record as of ``now``: a windowed count from a past hour reads as zero."""
+        if resource.windowed and self.window_start != window_start(now):
+            return Usage(0, window_start(now), None)
+        return self
+
+
+def require_resource(name: str) -> ResourceType:
+    """The resource type called ``name``; InvalidRequest listing the known ones."""
+    resource = RESOURCES.get(name)
+    if resource is None:
+        raise InvalidRequest(
+            f"unknown resource type {name!r}",
+            details={"resource": name, "allowed": sorted(RESOURCES)},
+        )
+    return resource
+
+
+class QuotaService:
+    """Check, allocate and release tenant resources; usage and alerts from the view."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        view: StateView,
+        tenants: TenantDirectory,
+        config: ConfigService,
+        *,
+        visibility_timeout: float,
+        cas_deadline: float = 10.0,
+    ) -> None:
+        self.backend = backend
+        self.view = view
+        self.tenants = tenants
+        self.config = config
+        self.visibility_timeout = visibility_timeout
+        self.cas_deadline = cas_deadline
+
+    def limit(self, tenant_id: str, resource: ResourceType) -> int:
+        """The tenant's limit for ``resource`` from its effective config."""
+        config = self.config.effective(tenant_id)["config"]
+        value = config.get(resource.section, {}).get(resource.limit_key)
+        # Validation keeps limits non-negative integers; the tier defaults define all four.
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    def _state(self, tenant_id: str, resource: ResourceType, now: float) -> dict[str, Any]:
+        usage = Usage.from_kv(self.view.get(usage_key(tenant_id, resource.name)))
+        usage = usage.current(resource, now)
+        limit = self.limit(tenant_id, resource)
+        state: dict[str, Any] = {
+            "resource": resource.name,
+            "unit": resource.unit,
+            "used": usage.used,
+            "limit": limit,
+            "remaining": max(0, limit - usage.used),
+            "utilization": _utilization(usage.used, limit),
+            "alert": _alerting(usage.used, limit),
+        }
+        if resource.windowed:
+            start = window_start(now)
+            state["window_start"] = _iso(start)
+            state["window_end"] = _iso(start + WINDOW_SECONDS)
+        return state
+
+    def usage(self, tenant_id: str) -> dict[str, Any]:
+        """``GET /tenants/{id}/usage``: every resource with used, limit and utilization."""
+        tenant = self.tenants.require(tenant_id)
+        now = time.time()
+        resources = {name: self._state(tenant_id, r, now) for name, r in RESOURCES.items()}
+        return {
+            "tenant_id": tenant_id,
+            "subscription_tier": tenant.subscription_tier,
+            "resources": resources,
+            "alerts": [s["resource"] for s in resources.values() if s["alert"]],
+            "stale": self.view.stale,
+        }
+
+    def check(self, tenant_id: str, resource_name: str, amount: int) -> dict[str, Any]:
+        """Whether ``amount`` more would fit now (advisory; allocate is what reserves)."""
+        self.tenants.require(tenant_id)
+        resource = require_resource(resource_name)
+        state = self._state(tenant_id, resource, time.time())
+        return {
+            "tenant_id": tenant_id,
+            "requested": amount,
+            "allowed": state["used"] + amount <= state["limit"],
+            **state,
+        }
+
+    async def allocate(self, tenant_id: str, resource_name: str, amount: int) -> dict[str, Any]:
+        """Reserve ``amount``; QuotaExceeded (429) when it would pass the limit."""
+        return await self._change(tenant_id, resource_name, amount)
+
+    async def release(self, tenant_id: str, resource_name: str, amount: int) -> dict[str, Any]:
+        """Give back ``amount``; QuotaReleaseExceedsUsage (409) if more than is held."""
+        return await self._change(tenant_id, resource_name, -amount)
+
+    async def _change(self, tenant_id: str, resource_name: str, delta: int) -> dict[str, Any]:
+        self.tenants.require(tenant_id)
+        resource = require_resource(resource_name)
+        key = usage_key(tenant_id, resource.name)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cas_deadline
+        kv = self.view.get(key)  # first guess from memory; the CAS tells us if it is old
+        attempt = 0
+        while True:
+            now = time.time()
+            usage = Usage.from_kv(kv).current(resource, now)
+            limit = self.limit(tenant_id, resource)
+            new_used = usage.used + delta
+            if delta > 0 and new_used > limit:
+                details: dict[str, Any] = {
+                    "tenant_id": tenant_id,
+                    "resource": resource.name,
+                    "limit": limit,
+                    "current_usage": usage.used,
+                    "requested": delta,
+                    "unit": resource.unit,
+                }
+                if resource.windowed:
+                    details["retry_after"] = window_start(now) + WINDOW_SECONDS - now
+                raise QuotaExceeded(
+                    f"{resource.name} quota exceeded for tenant {tenant_id!r}: "
+                    f"{usage.used} of {limit} in use, {delta} requested",
+                    details=details,
+                )
+            if new_used < 0:
+                raise QuotaReleaseExceedsUsage(
+                    f"cannot release {-delta} {resource.unit} of {resource.name}: "
+                    f"tenant {tenant_id!r} holds {usage.used}",
+                    details={
+                        "tenant_id": tenant_id,
+                        "resource": resource.name,
+                        "current_usage": usage.used,
+                        "requested": -delta,
+                    },
+                )
+            alerting = _alerting(new_used, limit)
+            record = {
+                "used": new_used,
+                "window_start": window_start(now) if resource.windowed else None,
+                "alert_since": (usage.alert_since or utc_now()) if alerting else None,
+                "updated_at": utc_now(),
+            }
+            try:
+                revision = await self.backend.put(
+                    key, orjson.dumps(record), if_revision=kv.mod_revision if kv else 0
+                )
+                break
+            except RevisionConflict:
+                attempt += 1
+                if loop.time() > deadline:
+                    raise BackendTimeout(
+                        f"{resource.name} of tenant {tenant_id!r} is too contended; try again",
+                        details={"retry_after": 1, "attempts": attempt},
+                    ) from None
+                # Jittered backoff spreads the contenders so one of them wins each round.
+                await asyncio.sleep(random.uniform(0, min(0.02, 0.001 * attempt)))
+                kv = await self.backend.get(key)
+        if alerting and usage.alert_since is None:
+            log.warning(
+                "tenant %s reached %d of %d %s of %s (alert threshold %d%%)",
+                tenant_id,
+                new_used,
+                limit,
+                resource.unit,
+                resource.name,
+                round(ALERT_THRESHOLD * 100),
+            )
+        if not await self.view.wait_for(revision, self.visibility_timeout):
+            log.warning("usage write at revision %d not yet visible here", revision)
+        return {
+            "tenant_id": tenant_id,
+            "resource": resource.name,
+            "unit": resource.unit,
+            "allocated" if delta > 0 else "released": abs(delta),
+            "used": new_used,
+            "limit": limit,
+            "remaining": max(0, limit - new_used),
+            "utilization": _utilization(new_used, limit),
+            "alert": alerting,
+        }
+
+    def samples(self) -> Iterator[tuple[str, ResourceType, Usage, int]]:
+        """``(tenant, resource, usage, limit)`` for every stored usage record."""
+        now = time.time()
+        for kv in self.view.items(USAGE_PREFIX):
+            tenant_id, _, resource_name = kv.key[len(USAGE_PREFIX) :].partition("/")
+            resource = RESOURCES.get(resource_name)
+            if resource is None or self.tenants.get(tenant_id) is None:
+                continue
+            usage = Usage.from_kv(kv).current(resource, now)
+            yield tenant_id, resource, usage, self.limit(tenant_id, resource)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every tenant resource at or above 80 % of its limit, most utilized first."""
+        found: list[dict[str, Any]] = []
+        for tenant_id, resource, usage, limit in self.samples():
+            if not _alerting(usage.used, limit):
+                continue
+            utilization = _utilization(usage.used, limit)
+            found.append(
+                {
+                    "type": "tenant_resource_limit",
+                    "severity": "critical" if usage.used >= limit else "warning",
+                    "tenant_id": tenant_id,
+                    "resource": resource.name,
+                    "used": usage.used,
+                    "limit": limit,
+                    "utilization": utilization,
+                    "threshold": ALERT_THRESHOLD,
+                    "since": usage.alert_since,
+                    "message": f"tenant {tenant_id!r} uses {usage.used} of {limit} "
+                    f"{resource.unit} of {resource.name} ({utilization:.0%})",
+                }
+            )
+        found.sort(key=lambda a: (-a["utilization"], a["tenant_id"], a["resource"]))
+        return found
+
+
+def _utilization(used: int, limit: int) -> float:
+    if limit <= 0:
+        return 1.0 if used > 0 else 0.0
+    return round(used / limit, 4)
+
+
+def _alerting(used: int, limit: int) -> bool:
+    if limit <= 0:
+        return used > 0
+    return used >= ALERT_THRESHOLD * limit
+
+
+class QuotaMetrics(Collector):
+    """Prometheus gauges computed from the view at scrape time (no per-write bookkeeping)."""
+
+    def __init__(self, quotas: QuotaService) -> None:
+        self.quotas = quotas
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        """Per-tenant usage, limits and utilization, and the number of active alerts."""
+        used = GaugeMetricFamily(
+            "hub_tenant_resource_used", "Tenant resource in use", labels=["tenant_id", "resource"]
+        )
+        limit = GaugeMetricFamily(
+            "hub_tenant_resource_limit", "Tenant resource limit", labels=["tenant_id", "resource"]
+        )
+        ratio = GaugeMetricFamily(
+            "hub_tenant_resource_utilization_ratio",
+            "Tenant resource used / limit",
+            labels=["tenant_id", "resource"],
+        )
+        alerts = GaugeMetricFamily(
+            "hub_tenant_quota_alerts",
+            "Tenant resources at or above 80% of their limit",
+            labels=["severity"],
+        )
+        counts = {"warning": 0, "critical": 0}
+        for tenant_id, resource, usage, cap in self.quotas.samples():
+            in_use = usage.used
+            used.add_metric([tenant_id, resource.name], in_use)
+            limit.add_metric([tenant_id, resource.name], cap)
+            ratio.add_metric([tenant_id, resource.name], _utilization(in_use, cap))
+            if _alerting(in_use, cap):
+                counts["critical" if in_use >= cap else "warning"] += 1
+        for severity, count in counts.items():
+            alerts.add_metric([severity], count)
+        yield from (used, limit, ratio, alerts)

@@ -1,0 +1,386 @@
+"""Who may do what: bearer tokens with roles, tenant binding, and the bootstrap admin.
+
+Tokens look like ``chub_<id>.<secret>``. Only a SHA-256 of the secret is stored (under
+``tokens/<id>`` in the backend, mirrored by the view), so a token is verified with one
+dictionary lookup and one hash — no backend round trip per request. The secret is a
+256-bit random value, so a fast hash is enough; a slow KDF protects low-entropy
+passwords, which these are not.
+
+Roles and what they grant are :data:`ROLE_PERMISSIONS`. Tenant context headers are
+honoured only from roles holding :attr:`Permission.ASSERT_TENANT`; a ``tenant`` token
+acts for its own tenant whatever headers it sends.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from adapters import Backend
+from facade.registry import utc_now
+from facade.view import StateView
+from shared.errors import (
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RevisionConflict,
+    TenantMismatch,
+    Unauthorized,
+)
+
+log = logging.getLogger("central_hub.security")
+
+TOKENS_PREFIX = "tokens/"
+BOOTSTRAP_KEY = "security/bootstrap"
+TOKEN_PREFIX = "chub_"
+BOOTSTRAP_TOKEN_FILE = "admin-token"
+
+
+class Role(enum.StrEnum):
+    """What a token is for."""
+
+    ADMIN = "admin"
+    SERVICE = "service"
+    GATEWAY = "gateway"
+    TENANT = "tenant"
+    READ_ONLY = "read-only"
+
+
+class Permission(enum.StrEnum):
+    """One capability a route requires."""
+
+    READ = "read"
+    """Discovery, listings, health, config and usage reads (tenant roles: own tenant)."""
+    REGISTER = "register"
+    """Register, heartbeat, deregister (service roles: their own service names)."""
+    ASSERT_TENANT = "assert-tenant"
+    """Send tenant context headers that the hub trusts."""
+    REPORT = "report"
+    """Report call outcomes (circuits), errors, quota check/allocate/release."""
+    CONFIGURE = "configure"
+    """Write configuration, tenants, webhooks."""
+    ADMINISTER = "administer"
+    """Manage tokens, read every audit record, anything else."""
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.SERVICE: frozenset({Permission.READ, Permission.REGISTER, Permission.REPORT}),
+    Role.GATEWAY: frozenset({Permission.READ, Permission.ASSERT_TENANT, Permission.REPORT}),
+    Role.TENANT: frozenset({Permission.READ}),
+    Role.READ_ONLY: frozenset({Permission.READ}),
+}
+
+# Secrets that must never guard a hub (defaults shipped by popular tools, and the like).
+KNOWN_WEAK_SECRETS = frozenset(
+    {
+        "admin",
+        "changeme",
+        "change-me",
+        "default",
+        "password",
+        "secret",
+        "token",
+        "nacos",
+        "SecretKey012345678901234567890123456789012345678901234567890123456789",
+        "VGhpc0lzTXlDdXN0b21TZWNyZXRLZXkwMTIzNDU2Nzg=",
+    }
+)
+MIN_SECRET_LENGTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    token_id: str
+    role: Role
+    name: str = ""
+    tenant_id: str | None = None
+    services: tuple[str, ...] = ()
+    permissions: frozenset[Permission] = field(default_factory=frozenset)
+
+    def allows(self, permission: Permission) -> bool:
+        """Whether this caller holds ``permission``."""
+        return permission in self.permissions
+
+    def require(self, permission: Permission) -> None:
+        """Raise Forbidden unless this caller holds ``permission``."""
+        if permission not in self.permissions:
+            raise Forbidden(
+                f"a {self.role.value} token may not do this (needs {permission.value!r})",
+                details={"role": self.role.value, "required_permission": permission.value},
+            )
+
+    def require_tenant(self, tenant_id: str) -> None:
+        """Raise TenantMismatch when a tenant-bound caller addresses another tenant."""
+        if self.tenant_id is not None and self.tenant_id != tenant_id:
+            raise TenantMismatch(
+                "this token belongs to another tenant",
+                details={"tenant_id": tenant_id},
+            )
+
+    def require_service(self, service: str) -> None:
+        """Raise Forbidden when a service token acts on a service it is not bound to."""
+        if self.role is Role.SERVICE and self.services and service not in self.services:
+            raise Forbidden(
+                f"this service token may only act for {', '.join(self.services)}",
+                details={"service_name": service, "allowed_services": list(self.services)},
+            )
+
+
+def principal_for(
+    role: Role,
+    token_id: str,
+    *,
+    name: str = "",
+    tenant_id: str | None = None,
+    services: tuple[str, ...] = (),
+) -> Principal:
+    """A principal with the permissions of ``role``."""
+    return Principal(
+        token_id=token_id,
+        role=role,
+        name=name,
+        tenant_id=tenant_id,
+        services=services,
+        permissions=ROLE_PERMISSIONS[role],
+    )
+
+
+DEV_PRINCIPAL = principal_for(Role.ADMIN, "dev-mode", name="dev mode (no authentication)")
+ANONYMOUS_READER = principal_for(Role.READ_ONLY, "anonymous", name="anonymous reader")
+
+
+def weak_secret_reason(secret: str) -> str | None:
+    """Why ``secret`` is unfit to guard the hub, or None if it is acceptable."""
+    if secret in KNOWN_WEAK_SECRETS or secret.lower() in KNOWN_WEAK_SECRETS:
+        return "it is a publicly known default"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"it is shorter than {MIN_SECRET_LENGTH} characters"
+    if len(set(secret)) < 10:
+        return "it repeats too few distinct characters"
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the hub reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class TokenService:
+    """Issues, verifies, lists and revokes tokens; answers from the view."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        view: StateView,
+        *,
+        configured_admin_token: str | None,
+        visibility_timeout: float,
+    ) -> None:
+        self.backend = backend
+        self.view = view
+        self._configured_digest = (
+            _digest(configured_admin_token) if configured_admin_token else None
+        )
+        self.visibility_timeout = visibility_timeout
+
+    # -- verification (every request) -------------------------------------------------
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The principal for an ``Authorization`` header value; Unauthorized if invalid."""
+        if not authorization:
+            raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("use the Bearer scheme: Authorization: Bearer <token>")
+        if self._configured_digest is not None and hmac.compare_digest(
+            _digest(token), self._configured_digest
+        ):
+            return principal_for(Role.ADMIN, "configured-admin", name="HUB_ADMIN_TOKEN")
+        token_id, secret = _split(token)
+        kv = self.view.get(TOKENS_PREFIX + token_id) if token_id else None
+        record = orjson.loads(kv.value) if kv is not None else None
+        if (
+            record is None
+            or token_id is None
+            or secret is None
+            or not hmac.compare_digest(_digest(secret), str(record.get("secret_sha256", "")))
+        ):
+            raise Unauthorized("the token is not valid")
+        if record.get("revoked_at"):
+            raise Unauthorized("the token has been revoked")
+        return principal_for(
+            Role(record["role"]),
+            token_id,
+            name=record.get("name", ""),
+            tenant_id=record.get("tenant_id"),
+            services=tuple(record.get("services") or ()),
+        )
+
+    # -- management -------------------------------------------------------------------
+
+    async def issue(
+        self,
+        *,
+        role: Role,
+        name: str,
+        created_by: str,
+        tenant_id: str | None = None,
+        services: list[str] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """Create a token; return the secret token (shown once) and its public record."""
+        if role is Role.TENANT and not tenant_id:
+            raise InvalidRequest("a tenant token must name its tenant_id")
+        if role is not Role.TENANT and tenant_id:
+            raise InvalidRequest("only tenant tokens are bound to a tenant_id")
+        if role is not Role.SERVICE and services:
+            raise InvalidRequest("only service tokens are bound to service names")
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        record = {
+            "id": token_id,
+            "name": name,
+            "role": role.value,
+            "tenant_id": tenant_id,
+            "services": services or [],
+            "secret_sha256": _digest(secret),
+            "created_at": _now(),
+            "created_by": created_by,
+            "revoked_at": None,
+        }
+        revision = await self.backend.put(
+            TOKENS_PREFIX + token_id, orjson.dumps(record), if_revision=0
+        )
+        await self.view.wait_for(revision, self.visibility_timeout)
+        return f"{TOKEN_PREFIX}{token_id}.{secret}", public_token(record)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every token's public record (never a secret or its hash)."""
+        records = [orjson.loads(kv.value) for kv in self.view.items(TOKENS_PREFIX)]
+        return sorted((public_token(r) for r in records), key=lambda r: r["created_at"])
+
+    async def revoke(self, token_id: str) -> dict[str, Any]:
+        """Mark a token revoked (kept for the audit trail)."""
+        for _ in range(5):
+            kv = self.view.get(TOKENS_PREFIX + token_id)
+            if kv is None:
+                raise NotFound(f"no token {token_id!r}", details={"token_id": token_id})
+            record = orjson.loads(kv.value)
+            record["revoked_at"] = record.get("revoked_at") or _now()
+            try:
+                revision = await self.backend.put(
+                    kv.key, orjson.dumps(record), if_revision=kv.mod_revision
+                )
+            except RevisionConflict:
+                continue
+            await self.view.wait_for(revision, self.visibility_timeout)
+            return public_token(record)
+        raise RevisionConflict("the token changed concurrently; try again")
+
+    # -- bootstrap --------------------------------------------------------------------
+
+    async def bootstrap(self, token_file: Path) -> str | None:
+        """On the very first start of a hub keyspace, create an admin token.
+
+        Exactly one replica wins (compare-and-set on a marker key). The token goes to
+        ``token_file`` (mode 0600) and is returned so the caller can print it once.
+        Returns None when the keyspace was bootstrapped before.
+        """
+        if self.view.get(BOOTSTRAP_KEY) is not None:
+            return None
+        try:
+            await self.backend.put(BOOTSTRAP_KEY, orjson.dumps({"at": _now()}), if_revision=0)
+        except RevisionConflict:
+            return None
+        token, _ = await self.issue(role=Role.ADMIN, name="bootstrap admin", created_by="bootstrap")
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        os.chmod(token_file, 0o600)
+        return token
+
+
+def public_token(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A token record without its secret hash."""
+    return {k: v for k, v in record.items() if k != "secret_sha256"}
+
+
+def _split(token: str) -> tuple[str | None, str | None]:
+    if not token.startswith(TOKEN_PREFIX):
+        return None, None
+    token_id, dot, secret = token[len(TOKEN_PREFIX) :].partition(".")
+    if not dot or not token_id.isalnum() or len(token_id) > 32:
+        return None, None
+    return token_id, secret
+
+
+def _now() -> str:
+    return utc_now()
+
+
+class AccessControl:
+    """Authenticates a request, checks one permission, applies rate limits.
+
+    Callable without FastAPI's dependency injection so the discovery hot path can use it
+    directly; the result is kept on ``request.state.principal`` for the audit log.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenService,
+        limiter: Any,
+        *,
+        dev: bool,
+        anonymous_reads: bool,
+        tier_of: Any,
+    ) -> None:
+        self.tokens = tokens
+        self.limiter = limiter
+        self.dev = dev
+        self.anonymous_reads = anonymous_reads
+        self.tier_of = tier_of
+
+    def authorize(self, request: Any, permission: Permission) -> Principal:
+        """The caller of ``request`` if it holds ``permission``; Unauthorized/Forbidden else."""
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:
+            principal = self._identify(request, permission)
+            request.state.principal = principal
+            if not self.dev:
+                tenant = principal.tenant_id
+                self.limiter.admit(principal.token_id, tenant, self.tier_of(tenant))
+        principal.require(permission)
+        return principal
+
+    def _identify(self, request: Any, permission: Permission) -> Principal:
+        if self.dev:
+            return DEV_PRINCIPAL
+        header = request.headers.get("authorization")
+        if header is None and self.anonymous_reads and permission is Permission.READ:
+            return ANONYMOUS_READER
+        principal: Principal = self.tokens.authenticate(header)
+        return principal

@@ -1,0 +1,1 @@
+"""Generated code for the aitrading.business schemas (see proto/business/*.proto)."""

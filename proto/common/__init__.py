@@ -1,0 +1,1 @@
+"""Generated code for the aitrading.common schemas (see proto/common/*.proto)."""

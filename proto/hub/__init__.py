@@ -1,0 +1,1 @@
+"""Generated code for the aitrading.hub schemas (see proto/hub/*.proto)."""

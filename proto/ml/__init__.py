@@ -1,0 +1,1 @@
+"""Generated code for the aitrading.ml schemas (see proto/ml/*.proto)."""

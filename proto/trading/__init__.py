@@ -1,0 +1,1 @@
+"""Generated code for the aitrading.trading schemas (see proto/trading/*.proto)."""

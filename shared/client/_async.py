@@ -1,0 +1,264 @@
+"""The asyncio hub client (``AsyncHubClient``), for FastAPI services and other async code.
+
+Same operations and semantics as :class:`shared.client.HubClient`; both are thin
+senders around :class:`shared.client._core.ClientCore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import httpx
+
+from shared.client._core import (
+    Call,
+    ClientCore,
+    ConfigSnapshot,
+    Discovery,
+    Endpoint,
+    Registration,
+    RetryPolicy,
+    SSEDecoder,
+    registration_body,
+)
+from shared.errors import HubError, HubUnavailable
+from shared.tenancy import TenantContext
+
+T = TypeVar("T")
+
+
+class AsyncHubClient:
+    """Async twin of :class:`shared.client.HubClient` (same arguments, awaitable calls).
+
+    ``transport`` takes an ``httpx.AsyncBaseTransport``; ``http_client`` an
+    ``httpx.AsyncClient``; ``sleep`` an async sleep.
+    """
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:7000",
+        *,
+        tenant: TenantContext | None = None,
+        forward_ambient_tenant: bool = False,
+        token: str | None = None,
+        timeout: float = 5.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        service_name: str | None = None,
+        cache_ttl: float = 0.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.core = ClientCore(
+            tenant=tenant,
+            forward_ambient_tenant=forward_ambient_tenant,
+            token=token,
+            retry=retry,
+            service_name=service_name,
+            cache_ttl=cache_ttl,
+        )
+        self._owns_http = http_client is None
+        self.http = http_client or httpx.AsyncClient(
+            base_url=base_url, timeout=timeout, transport=transport
+        )
+        self._sleep = sleep
+
+    async def __aenter__(self) -> AsyncHubClient:
+        """The client itself."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the connections."""
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (only if this client created them)."""
+        if self._owns_http:
+            await self.http.aclose()
+
+    @property
+    def base_url(self) -> str:
+        """The hub's base URL."""
+        return str(self.http.base_url).rstrip("/")
+
+    async def execute(self, call: Call[T]) -> T:
+        """Send one call with the retry policy; parse the answer or raise a HubError."""
+        cached = self.core.fresh_answer(call)
+        if cached is not None:
+            return cached
+        attempt = 0
+        while True:
+            try:
+                response = await self.http.request(**self.core.request_kwargs(call))
+            except httpx.TransportError as exc:
+                delay = self.core.retry_delay_after_transport_error(call, exc, attempt)
+                if delay is None:
+                    return self.core.give_up(call, exc, attempt + 1)
+            else:
+                delay = self.core.retry_delay_after_response(call, response, attempt)
+                if delay is None:
+                    return self.core.result(call, response)
+            await self._sleep(delay)
+            attempt += 1
+
+    # -- registration ---------------------------------------------------------------
+
+    async def register(self, name: str, host: str, port: int, **fields: Any) -> Registration:
+        """Register one instance (see :func:`registration_body` for the fields)."""
+        body = registration_body(name, host, port, **fields)
+        return await self.execute(self.core.register(body))
+
+    async def register_service(self, registration: Mapping[str, Any]) -> Registration:
+        """Register from a ready body, as in the spec's ``register_service({...})``."""
+        return await self.execute(self.core.register(registration))
+
+    async def heartbeat(
+        self, service: str, instance_id: str, load: float | None = None
+    ) -> dict[str, Any]:
+        """Renew the instance's TTL; raises InstanceNotFound/LeaseNotFound once expired."""
+        return await self.execute(self.core.heartbeat(service, instance_id, load))
+
+    async def deregister(self, service: str, instance_id: str) -> dict[str, Any]:
+        """Remove the instance from discovery now."""
+        return await self.execute(self.core.deregister(service, instance_id))
+
+    # -- discovery ------------------------------------------------------------------
+
+    async def discover(self, service: str, *, tenant: TenantContext | None = None) -> Discovery:
+        """Where to call ``service``; the last good answer (stale) if the hub is down."""
+        return await self.execute(self.core.discover(service, tenant))
+
+    async def list_services(
+        self, *, tenant: TenantContext | None = None, legacy_mode: bool = False
+    ) -> dict[str, Any]:
+        """Services the tenant context may use (``{"services": {...}, "count", "stale"}``)."""
+        return await self.execute(self.core.list_services(tenant, legacy_mode=legacy_mode))
+
+    async def get_service(self, service: str) -> dict[str, Any]:
+        """One service with all of its instances."""
+        return await self.execute(self.core.describe(service))
+
+    async def get_load_balanced_endpoint(
+        self, service: str, strategy: str | None = None, *, tenant: TenantContext | None = None
+    ) -> Endpoint:
+        """One instance picked by the hub (the spec's ``get_load_balanced_endpoint``)."""
+        return await self.execute(self.core.endpoint(service, strategy, tenant))
+
+    # -- config ---------------------------------------------------------------------
+
+    async def get_config(
+        self,
+        tenant_id: str,
+        *,
+        index: int | None = None,
+        wait: float | None = None,
+        tenant: TenantContext | None = None,
+    ) -> ConfigSnapshot:
+        """A tenant's config; with ``index``, block until it changes past that version."""
+        call = self.core.get_config(tenant_id, index=index, wait=wait, tenant=tenant)
+        return await self.execute(call)
+
+    async def watch_config(
+        self,
+        tenant_id: str,
+        *,
+        wait: float = 30.0,
+        tenant: TenantContext | None = None,
+    ) -> AsyncIterator[ConfigSnapshot]:
+        """Yield the current config, then each new version, by long polling.
+
+        Runs until the consumer stops iterating or its task is cancelled. While the hub
+        is unreachable it keeps retrying with backoff.
+        """
+        watch = self.core.config_watch(tenant_id, wait, tenant)
+        while True:
+            try:
+                snapshot = await self.execute(watch.next_call())
+            except HubUnavailable:
+                await self._sleep(watch.backoff())
+                continue
+            if watch.accept(snapshot):
+                yield snapshot
+
+    async def stream_config(
+        self, tenant_id: str, *, tenant: TenantContext | None = None
+    ) -> AsyncIterator[ConfigSnapshot]:
+        """Yield config versions pushed over the hub's server-sent-events stream.
+
+        Ends when the hub closes the stream; callers reconnect (``watch_config`` is the
+        long-polling alternative that reconnects by itself).
+        """
+        decoder = SSEDecoder()
+        headers = {**self.core.default_headers(), **self.core.headers_for(tenant)}
+        headers["accept"] = "text/event-stream"
+        async with self.http.stream(
+            "GET", self.core.watch_config_path(tenant_id), headers=headers, timeout=None
+        ) as response:
+            if not response.is_success:
+                await response.aread()
+                raise self.core.error_for(response)
+            async for line in response.aiter_lines():
+                event = decoder.feed(line)
+                if event is not None and event.data:
+                    yield self.core.parse_config(json.loads(event.data), tenant_id)
+
+    # -- circuits, quotas, errors, health -------------------------------------------
+
+    async def report_outcome(
+        self,
+        service: str,
+        *,
+        success: bool,
+        latency_ms: float | None = None,
+        tier: str | None = None,
+    ) -> dict[str, Any]:
+        """Tell the hub how a direct call to ``service`` went (feeds its circuit)."""
+        call = self.core.report_outcome(service, success=success, latency_ms=latency_ms, tier=tier)
+        return await self.execute(call)
+
+    async def get_circuit(self, service: str, *, tier: str | None = None) -> dict[str, Any]:
+        """The hub's circuit state(s) for ``service``."""
+        return await self.execute(self.core.circuit(service, tier))
+
+    async def get_circuit_state(self, service: str, *, tier: str | None = None) -> str:
+        """``"CLOSED"``, ``"OPEN"`` or ``"HALF_OPEN"`` (the spec's ``get_circuit_state``)."""
+        return str((await self.get_circuit(service, tier=tier)).get("state", "")).upper()
+
+    async def check_quota(
+        self, tenant_id: str, resource_type: str, amount: int = 1
+    ) -> dict[str, Any]:
+        """Whether the tenant may use ``amount`` more of ``resource_type``."""
+        return await self.execute(self.core.quota("check", tenant_id, resource_type, amount))
+
+    async def allocate_quota(
+        self, tenant_id: str, resource_type: str, amount: int = 1
+    ) -> dict[str, Any]:
+        """Take ``amount``; raises QuotaExceeded (429) over the limit."""
+        return await self.execute(self.core.quota("allocate", tenant_id, resource_type, amount))
+
+    async def release_quota(
+        self, tenant_id: str, resource_type: str, amount: int = 1
+    ) -> dict[str, Any]:
+        """Give ``amount`` back."""
+        return await self.execute(self.core.quota("release", tenant_id, resource_type, amount))
+
+    async def report_error(self, report: Any) -> dict[str, Any] | None:
+        """Send an ErrorDNA analysis (or its dict) to the hub; ``None`` if not accepted."""
+        body = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+        try:
+            return await self.execute(self.core.report_error(body))
+        except HubError:
+            return None
+
+    async def top_errors(
+        self, service: str | None = None, tenant_id: str | None = None, limit: int = 10
+    ) -> dict[str, Any]:
+        """The hub's most frequent error groups."""
+        return await self.execute(self.core.top_errors(service, tenant_id, limit))
+
+    async def health(self) -> dict[str, Any]:
+        """The hub's own health report."""
+        return await self.execute(self.core.health())

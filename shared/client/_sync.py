@@ -1,0 +1,270 @@
+"""The blocking hub client (``HubClient``), for threads and scripts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import httpx
+
+from shared.client._core import (
+    Call,
+    ClientCore,
+    ConfigSnapshot,
+    Discovery,
+    Endpoint,
+    Registration,
+    RetryPolicy,
+    SSEDecoder,
+    registration_body,
+)
+from shared.errors import HubError, HubUnavailable
+from shared.tenancy import TenantContext
+
+T = TypeVar("T")
+
+
+class HubClient:
+    """Talks to the hub's HTTP API; every call is one method.
+
+    Args:
+        base_url: the hub, e.g. ``http://127.0.0.1:7000``.
+        tenant: default tenant context of every call (see :class:`ClientCore`).
+        forward_ambient_tenant: send the ambient tenant context (gateways; see ClientCore).
+        token: bearer token for the hub.
+        timeout: per-request timeout in seconds (long polls get their own).
+        retry: bounded retry policy (attempts, backoff with jitter).
+        transport: an ``httpx`` transport to send through (as ``httpx.Client`` takes).
+        http_client: a ready ``httpx.Client`` to use instead (its base URL is kept).
+        service_name: the calling service, for the User-Agent.
+        cache_ttl: seconds to reuse a discovery answer without asking the hub (0: ask
+            every time; answers are kept for stale serving either way).
+        sleep: how to wait between retries (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:7000",
+        *,
+        tenant: TenantContext | None = None,
+        forward_ambient_tenant: bool = False,
+        token: str | None = None,
+        timeout: float = 5.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+        service_name: str | None = None,
+        cache_ttl: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.core = ClientCore(
+            tenant=tenant,
+            forward_ambient_tenant=forward_ambient_tenant,
+            token=token,
+            retry=retry,
+            service_name=service_name,
+            cache_ttl=cache_ttl,
+        )
+        self._owns_http = http_client is None
+        self.http = http_client or httpx.Client(
+            base_url=base_url, timeout=timeout, transport=transport
+        )
+        self._sleep = sleep
+
+    def __enter__(self) -> HubClient:
+        """The client itself."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the connections."""
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connections (only if this client created them)."""
+        if self._owns_http:
+            self.http.close()
+
+    @property
+    def base_url(self) -> str:
+        """The hub's base URL."""
+        return str(self.http.base_url).rstrip("/")
+
+    def execute(self, call: Call[T]) -> T:
+        """Send one call with the retry policy; parse the answer or raise a HubError."""
+        cached = self.core.fresh_answer(call)
+        if cached is not None:
+            return cached
+        attempt = 0
+        while True:
+            try:
+                response = self.http.request(**self.core.request_kwargs(call))
+            except httpx.TransportError as exc:
+                delay = self.core.retry_delay_after_transport_error(call, exc, attempt)
+                if delay is None:
+                    return self.core.give_up(call, exc, attempt + 1)
+            else:
+                delay = self.core.retry_delay_after_response(call, response, attempt)
+                if delay is None:
+                    return self.core.result(call, response)
+            self._sleep(delay)
+            attempt += 1
+
+    # -- registration ---------------------------------------------------------------
+
+    def register(self, name: str, host: str, port: int, **fields: Any) -> Registration:
+        """Register one instance (see :func:`registration_body` for the fields)."""
+        return self.execute(self.core.register(registration_body(name, host, port, **fields)))
+
+    def register_service(self, registration: Mapping[str, Any]) -> Registration:
+        """Register from a ready body, as in the spec's ``register_service({...})``."""
+        return self.execute(self.core.register(registration))
+
+    def heartbeat(
+        self, service: str, instance_id: str, load: float | None = None
+    ) -> dict[str, Any]:
+        """Renew the instance's TTL; raises InstanceNotFound/LeaseNotFound once expired."""
+        return self.execute(self.core.heartbeat(service, instance_id, load))
+
+    def deregister(self, service: str, instance_id: str) -> dict[str, Any]:
+        """Remove the instance from discovery now."""
+        return self.execute(self.core.deregister(service, instance_id))
+
+    # -- discovery ------------------------------------------------------------------
+
+    def discover(self, service: str, *, tenant: TenantContext | None = None) -> Discovery:
+        """Where to call ``service``; the last good answer (stale) if the hub is down."""
+        return self.execute(self.core.discover(service, tenant))
+
+    def list_services(
+        self, *, tenant: TenantContext | None = None, legacy_mode: bool = False
+    ) -> dict[str, Any]:
+        """Services the tenant context may use (``{"services": {...}, "count", "stale"}``)."""
+        return self.execute(self.core.list_services(tenant, legacy_mode=legacy_mode))
+
+    def get_service(self, service: str) -> dict[str, Any]:
+        """One service with all of its instances."""
+        return self.execute(self.core.describe(service))
+
+    def get_load_balanced_endpoint(
+        self, service: str, strategy: str | None = None, *, tenant: TenantContext | None = None
+    ) -> Endpoint:
+        """One instance picked by the hub (the spec's ``get_load_balanced_endpoint``)."""
+        return self.execute(self.core.endpoint(service, strategy, tenant))
+
+    # -- config ---------------------------------------------------------------------
+
+    def get_config(
+        self,
+        tenant_id: str,
+        *,
+        index: int | None = None,
+        wait: float | None = None,
+        tenant: TenantContext | None = None,
+    ) -> ConfigSnapshot:
+        """A tenant's config; with ``index``, block until it changes past that version."""
+        return self.execute(self.core.get_config(tenant_id, index=index, wait=wait, tenant=tenant))
+
+    def watch_config(
+        self,
+        tenant_id: str,
+        *,
+        wait: float = 30.0,
+        stop: threading.Event | None = None,
+        tenant: TenantContext | None = None,
+    ) -> Iterator[ConfigSnapshot]:
+        """Yield the current config, then each new version, by long polling.
+
+        Runs until ``stop`` is set (checked between polls, so allow up to ``wait``
+        seconds). While the hub is unreachable it keeps retrying with backoff.
+        """
+        stop = stop or threading.Event()
+        watch = self.core.config_watch(tenant_id, wait, tenant)
+        while not stop.is_set():
+            try:
+                snapshot = self.execute(watch.next_call())
+            except HubUnavailable:
+                stop.wait(watch.backoff())
+                continue
+            if watch.accept(snapshot):
+                yield snapshot
+
+    def stream_config(
+        self, tenant_id: str, *, tenant: TenantContext | None = None
+    ) -> Iterator[ConfigSnapshot]:
+        """Yield config versions pushed over the hub's server-sent-events stream.
+
+        Ends when the hub closes the stream; callers reconnect (``watch_config`` is the
+        long-polling alternative that reconnects by itself).
+        """
+        decoder = SSEDecoder()
+        headers = {**self.core.default_headers(), **self.core.headers_for(tenant)}
+        headers["accept"] = "text/event-stream"
+        with self.http.stream(
+            "GET", self.core.watch_config_path(tenant_id), headers=headers, timeout=None
+        ) as response:
+            if not response.is_success:
+                response.read()
+                raise self.core.error_for(response)
+            for line in response.iter_lines():
+                event = decoder.feed(line)
+                if event is not None and event.data:
+                    yield self.core.parse_config(json.loads(event.data), tenant_id)
+
+    # -- circuits, quotas, errors, health -------------------------------------------
+
+    def report_outcome(
+        self,
+        service: str,
+        *,
+        success: bool,
+        latency_ms: float | None = None,
+        tier: str | None = None,
+    ) -> dict[str, Any]:
+        """Tell the hub how a direct call to ``service`` went (feeds its circuit)."""
+        return self.execute(
+            self.core.report_outcome(service, success=success, latency_ms=latency_ms, tier=tier)
+        )
+
+    def get_circuit(self, service: str, *, tier: str | None = None) -> dict[str, Any]:
+        """The hub's circuit state(s) for ``service``."""
+        return self.execute(self.core.circuit(service, tier))
+
+    def get_circuit_state(self, service: str, *, tier: str | None = None) -> str:
+        """``"CLOSED"``, ``"OPEN"`` or ``"HALF_OPEN"`` (the spec's ``get_circuit_state``)."""
+        return str(self.get_circuit(service, tier=tier).get("state", "")).upper()
+
+    def check_quota(self, tenant_id: str, resource_type: str, amount: int = 1) -> dict[str, Any]:
+        """Whether the tenant may use ``amount`` more of ``resource_type``."""
+        return self.execute(self.core.quota("check", tenant_id, resource_type, amount))
+
+    def allocate_quota(self, tenant_id: str, resource_type: str, amount: int = 1) -> dict[str, Any]:
+        """Take ``amount``; raises QuotaExceeded (429) over the limit."""
+        return self.execute(self.core.quota("allocate", tenant_id, resource_type, amount))
+
+    def release_quota(self, tenant_id: str, resource_type: str, amount: int = 1) -> dict[str, Any]:
+        """Give ``amount`` back."""
+        return self.execute(self.core.quota("release", tenant_id, resource_type, amount))
+
+    def report_error(self, report: Any) -> dict[str, Any] | None:
+        """Send an ErrorDNA analysis (or its dict) to the hub; ``None`` if not accepted.
+
+        Usable directly as ``ErrorDNA(..., reporter=client.report_error)``.
+        """
+        body = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+        try:
+            return self.execute(self.core.report_error(body))
+        except HubError:
+            return None
+
+    def top_errors(
+        self, service: str | None = None, tenant_id: str | None = None, limit: int = 10
+    ) -> dict[str, Any]:
+        """The hub's most frequent error groups."""
+        return self.execute(self.core.top_errors(service, tenant_id, limit))
+
+    def health(self) -> dict[str, Any]:
+        """The hub's own health report."""
+        return self.execute(self.core.health())

@@ -1,0 +1,185 @@
+"""The example trading service and the real hub as separate processes.
+
+The service registers, becomes discoverable, answers orders (rejections analysed by
+ErrorDNA), publishes protobuf envelopes, and on SIGTERM leaves discovery before it stops
+serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proto.trading import orders_pb2
+from shared import messages
+from shared.client import HubClient
+from shared.errors import ServiceNotFound
+from shared.tenancy import TenantContext
+from tests.conftest import free_port
+from tests.processes import TEST_ADMIN_TOKEN, HubProcess
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICE = "order-intake"
+
+
+class ServiceProcess:
+    """``python -m examples.trading_service`` on loopback, stopped by PID."""
+
+    def __init__(self, workdir: Path, hub_url: str, *extra: str, token: str) -> None:
+        self.port = free_port()
+        self.log_path = workdir / f"service-{self.port}.log"
+        cmd = [
+            sys.executable,
+            "-m",
+            "examples.trading_service",
+            "--port",
+            str(self.port),
+            "--hub-url",
+            hub_url,
+            "--ttl",
+            "10",
+            "--heartbeat",
+            "0.5",
+            *extra,
+        ]
+        with open(self.log_path, "ab") as log:
+            # cwd: the repository, where the examples package lives
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "CENTRAL_HUB_TOKEN": token},
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"not within {timeout}s: {what}")
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[HubProcess]:
+    proc = HubProcess(tmp_path, args=["--data-dir", str(tmp_path / "hub-data")]).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def service(hub: HubProcess, tmp_path: Path) -> Iterator[ServiceProcess]:
+    with hub.client() as admin:
+        issued = admin.post(
+            "/tokens", json={"role": "service", "name": SERVICE, "services": [SERVICE]}
+        )
+        assert issued.status_code == 201, issued.text
+    proc = ServiceProcess(tmp_path, hub.url, "--drain", "3", token=issued.json()["token"])
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def discoverable(client: HubClient) -> bool:
+    try:
+        return client.discover(SERVICE).recommended_endpoint is not None
+    except ServiceNotFound:
+        return False
+
+
+def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> None:
+    with (
+        HubClient(hub.url, token=TEST_ADMIN_TOKEN) as client,
+        httpx.Client(base_url=service.url, timeout=5) as http,
+    ):
+        # 1. registers and becomes discoverable, at the address it serves on
+        eventually(lambda: discoverable(client), what=f"{SERVICE} discoverable\n{service.log()}")
+        found = client.discover(SERVICE, tenant=TenantContext(tenant_id="company_abc"))
+        assert found.recommended_endpoint == service.url
+        assert http.get("/health").json()["registered"] is True
+
+        # 2. a rejected order is analysed by ErrorDNA; the same failure with other
+        #    numbers is one group
+        headers = {"x-tenant-id": "company_abc", "x-user-id": "user123"}
+        first = http.post(
+            "/orders", json={"symbol": "EURUSD", "side": "buy", "quantity": 0.001}, headers=headers
+        )
+        second = http.post(
+            "/orders", json={"symbol": "XAUUSD", "side": "sell", "quantity": 0.005}, headers=headers
+        )
+        assert first.status_code == second.status_code == 422
+        analysis = first.json()["analysis"]
+        assert analysis["category"] == "validation"
+        assert analysis["suggested_actions"]
+        assert second.json()["analysis"]["fingerprint"] == analysis["fingerprint"]
+        (group,) = http.get("/errors").json()["groups"]
+        assert group["count"] == 2
+        assert group["tenants"] == ["company_abc"]
+
+        # 3. an accepted order is published as an Order inside a MessageEnvelope that
+        #    carries the caller's correlation id
+        accepted = http.post(
+            "/orders",
+            json={"symbol": "EURUSD", "side": "buy", "quantity": 0.5, "price": 1.0851},
+            headers={**headers, "x-correlation-id": "req_456"},
+        )
+        assert accepted.status_code == 201, accepted.text
+        assert accepted.json()["risk"] == {"checked": False, "reason": "service_not_found"}
+        envelope = messages.MessageEnvelope.FromString(
+            base64.b64decode(accepted.json()["envelope"])
+        )
+        assert envelope.correlation_id == "req_456"
+        assert envelope.service_source == SERVICE
+        order = messages.unwrap(envelope)
+        assert isinstance(order, orders_pb2.Order)
+        assert order.tenant_id == "company_abc"
+        assert order.type == orders_pb2.ORDER_TYPE_LIMIT
+
+        # 4. SIGTERM: gone from discovery while the process still answers (draining)
+        os.kill(service.proc.pid, signal.SIGTERM)
+        eventually(lambda: not discoverable(client), timeout=10, what="deregistered")
+        draining = http.get("/health")
+        assert draining.status_code == 503
+        assert draining.json()["status"] == "draining"
+
+    service.proc.wait(30)
+    # uvicorn re-raises the signal it handled once it has shut down cleanly
+    assert service.proc.returncode in (0, -signal.SIGTERM), service.log()
+    # every line the service wrote is a structured JSON log line naming the service
+    lines = [json.loads(line) for line in service.log().splitlines()]
+    assert {line["service"] for line in lines} == {SERVICE}
+    messages_logged = [line["message"] for line in lines]
+    assert "registered with the hub" in messages_logged
+    assert "deregistered from the hub" in messages_logged
+    rejected = next(line for line in lines if line["message"] == "order rejected")
+    assert rejected["tenant_id"] == "company_abc"
+    assert rejected["error_fingerprint"] == analysis["fingerprint"]
