@@ -25,8 +25,8 @@ path, query, body, ``X-Consul-Token``) so tests assert exactly what the adapter 
 
 Deliberate simplifications, each noted where it matters: one node (``fake-node``) whose
 agent syncs registrations to the catalog at once (a real agent's anti-entropy is
-asynchronous); sessions expire exactly at their TTL (Consul may take up to twice as
-long); HTTP/TCP checks are not run: a test sets their status with :meth:`set_check`.
+asynchronous); sessions expire at twice their TTL (the documented worst case); HTTP/TCP
+checks are not run: a test sets their status with :meth:`set_check`.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ NODE_ADDRESS = "127.0.0.1"
 DATACENTER = "dc1"
 MAX_WAIT = 600.0
 DEFAULT_WAIT = 300.0
+SESSION_TTL_MULTIPLIER = 2
+"""The session docs: "sessions may not be reaped for up to double this TTL". The fake
+takes that worst case, so nothing the adapter does may rely on prompt expiry."""
 
 
 class ConsulError(Exception):
@@ -680,7 +683,7 @@ class FakeConsul:
                 behavior=behavior,
                 lock_delay=lock_delay,
                 create_index=index,
-                expires_at=time.monotonic() + ttl if ttl else None,
+                expires_at=time.monotonic() + SESSION_TTL_MULTIPLIER * ttl if ttl else None,
             )
             self._sessions[session.id] = session
             return 200, {"ID": session.id}
@@ -691,7 +694,7 @@ class FakeConsul:
             if session is None:
                 raise ConsulError(404, f"Session id '{session_id}' not found")
             if session.ttl:
-                session.expires_at = time.monotonic() + session.ttl
+                session.expires_at = time.monotonic() + SESSION_TTL_MULTIPLIER * session.ttl
             return 200, [session.to_json()]
 
     def _session_destroy(self, session_id: str) -> tuple[int, Any]:
