@@ -10,9 +10,12 @@ Mapping
   ``ModifyIndex``, so ``if_revision`` compare-and-set is Consul's own CAS. A key's
   ``mod_revision`` is its ``ModifyIndex``, ``create_revision`` its ``CreateIndex``, and
   ``version`` is kept in the entry's opaque ``Flags`` (Consul has no per-key version).
-* **Leases** are Consul sessions (``Behavior=delete``, ``LockDelay=0s``, TTL clamped to
-  Consul's 10s..86400s). A key put with a lease is *acquired* by the session (txn ``lock``),
-  so Consul deletes it when the session is destroyed or expires. Lease ids are 60-bit
+* **Leases** are Consul sessions (``Behavior=delete``, ``LockDelay=0s``). A key put with a
+  lease is *acquired* by the session (txn ``lock``), so Consul deletes it when the session
+  is destroyed or expires. Consul's session TTL is at least 10s and Consul may take twice
+  that to expire one, so the hub enforces the lease's own TTL: the lease record holds a
+  deadline that each keep-alive moves, and every backend instance destroys sessions past
+  their deadline (Consul's TTL, ``max(ttl, 10s)``, remains the backstop when no hub runs). Lease ids are 60-bit
   integers derived from the session UUID (the hub serialises them with orjson, which only
   takes 64-bit integers); the UUID behind each id is kept at
   ``<kv_prefix>.consul/leases/<id>``, itself held by the session, so it vanishes with it.
@@ -45,8 +48,10 @@ Where the backend contract bends (documented in ``docs/consul.md`` too)
   made through this backend are not: each write returns only after the feed has seen it.
 * Events from the KV feed and the catalog feed are each in revision order; between the two
   they are in the order this process learned of them.
-* Lease TTLs below 10 s become 10 s (Consul's minimum), and Consul may take up to twice
-  the TTL to invalidate an expired session.
+* Lease expiry is enforced by the hub's reapers (every ``reap_interval``, after a
+  ``reap_grace`` for keep-alives made through other replicas), on wall-clock deadlines:
+  replicas' clocks should agree to well under a second. A keep-alive costs two requests
+  (session renew, lease record write).
 * ``get``/``range`` of ``catalog/`` and ``health/`` keys answer from the feed's latest
   catalog snapshot, not a fresh read.
 

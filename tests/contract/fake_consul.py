@@ -256,6 +256,8 @@ class FakeConsul:
             modify_index=6,
             output="Agent alive and reachable",
         )
+        self.address = ""
+        """``http://127.0.0.1:<port>`` once started."""
         self._stopping = False
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
@@ -296,7 +298,8 @@ class FakeConsul:
         self._threads = [serve, reaper]
         serve.start()
         reaper.start()
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        self.address = f"http://127.0.0.1:{server.server_address[1]}"
+        return self.address
 
     def stop(self) -> None:
         """Stop serving; held blocking queries are released first."""

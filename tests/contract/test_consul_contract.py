@@ -45,14 +45,13 @@ PREFIX = "hub-contract/"
 @pytest.fixture
 def fake() -> Iterator[FakeConsul]:
     server = FakeConsul(acl_tokens={"root-token": "write", "reader-token": "read"})
-    server.address = server.start()  # type: ignore[attr-defined]
+    server.start()
     yield server
     server.stop()
 
 
 def address(fake: FakeConsul) -> str:
-    value: str = fake.address  # type: ignore[attr-defined]
-    return value
+    return fake.address
 
 
 @pytest.fixture
