@@ -15,10 +15,11 @@ Mapping
   is destroyed or expires. Consul's session TTL is at least 10s and Consul may take twice
   that to expire one, so the hub enforces the lease's own TTL: the lease record holds a
   deadline that each keep-alive moves, and every backend instance destroys sessions past
-  their deadline (Consul's TTL, ``max(ttl, 10s)``, remains the backstop when no hub runs). Lease ids are 60-bit
-  integers derived from the session UUID (the hub serialises them with orjson, which only
-  takes 64-bit integers); the UUID behind each id is kept at
-  ``<kv_prefix>.consul/leases/<id>``, itself held by the session, so it vanishes with it.
+  their deadline (Consul's TTL, ``max(ttl, 10s)``, remains the backstop when no hub runs).
+  Lease ids are 60-bit integers derived from the session UUID (the hub serialises them
+  with orjson, which only takes 64-bit integers); the session behind each id, the TTL and
+  the deadline are kept in ``<kv_prefix>.consul/leases/<id>``, itself held by the
+  session, so it vanishes with it.
 * **Catalog**: :meth:`ConsulBackend.put_instance` registers an agent service (ID = instance
   id, ``Tags``, ``Meta`` carrying the hub's fields, ``Weights``, the instance's check as a
   Consul HTTP/TCP/TTL check); Consul runs the checks. Every service in the catalog, whether
