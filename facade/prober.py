@@ -1,14 +1,15 @@
 """The active health prober: runs on the elected replica only (see ``facade.leader``).
 
 One scheduler task keeps a heap of due probes; each probe runs as its own task but at
-most ``concurrency`` run at once (a semaphore), HTTP through one shared
-``httpx.AsyncClient`` and TCP through ``asyncio.open_connection``. Schedules are fixed
+most ``concurrency`` run at once (a semaphore), HTTP through ``httpx.AsyncClient`` (one
+per target, holding a kept-alive connection) and TCP through ``asyncio.open_connection``. Schedules are fixed
 rate (``next = previous due + interval``), so a slow round does not drift; a probe still
 running when its next turn comes is skipped and counted, never stacked. How late probes
 start against their schedule is recorded (:meth:`HealthProber.stats`).
 
-Results go through :class:`facade.checks.HealthTracker` and are written to
-``health/<service>/<instance>`` only when they change meaningfully
+Results go through :class:`facade.checks.HealthTracker` and are written (by one writer
+task, coalescing per instance) to ``health/<service>/<instance>`` only when they change
+meaningfully
 (:meth:`~facade.checks.HealthTracker.should_write`), so a steady fleet costs one write
 per instance per ``refresh_seconds``, not one per probe. Probe outcomes of instances that
 discovery currently offers also feed the service's circuit breakers; outcomes of
