@@ -2,10 +2,11 @@
 
 One scheduler task keeps a heap of due probes; each probe runs as its own task but at
 most ``concurrency`` run at once (a semaphore), HTTP through ``httpx.AsyncClient`` (one
-per target, holding a kept-alive connection) and TCP through ``asyncio.open_connection``. Schedules are fixed
-rate (``next = previous due + interval``), so a slow round does not drift; a probe still
-running when its next turn comes is skipped and counted, never stacked. How late probes
-start against their schedule is recorded (:meth:`HealthProber.stats`).
+per target, holding a kept-alive connection) and TCP through ``asyncio.open_connection``.
+Schedules are fixed rate (``next = previous due + interval``), so a slow round does not
+drift; a probe still running when its next turn comes is skipped and counted, never
+stacked. How late probes start against their schedule is recorded
+(:meth:`HealthProber.stats`).
 
 Results go through :class:`facade.checks.HealthTracker` and are written (by one writer
 task, coalescing per instance) to ``health/<service>/<instance>`` only when they change
@@ -263,8 +264,9 @@ class HealthProber:
     def _reconcile(self, now: float, *, spread: bool) -> None:
         """Match the schedule to the catalog: add, update and drop targets.
 
-        New instances are probed at once; at the start of a term the first probes are
-        spread over one interval so a thousand instances are not probed in one burst.
+        New instances are probed at once. At the start of a term the first probes are
+        spread out so a thousand instances are not probed in one burst: over one second
+        for instances never checked, over one interval for those with a stored result.
         """
         self._seen_version = self.catalog.catalog_version
         present: set[tuple[str, str]] = set()
@@ -281,9 +283,13 @@ class HealthProber:
                 present.add(key)
                 target = self._targets.get(key)
                 if target is None:
-                    tracker = HealthTracker.from_record(spec, state.health.get(iid))
+                    record = state.health.get(iid)
+                    tracker = HealthTracker.from_record(spec, record)
                     target = self._targets[key] = _Target(service, inst, tracker)
-                    delay = self._rng.uniform(0, spec.interval) if spread else 0.0
+                    # Never checked: soon. Checked before (a new term): anywhere in one
+                    # interval, so a takeover does not probe the whole fleet at once.
+                    window = spec.interval if record else min(1.0, spec.interval)
+                    delay = self._rng.uniform(0, window) if spread else 0.0
                     self._push(now + delay, key, target.generation)
                 elif target.instance.revision != inst.revision:
                     target.instance = inst

@@ -265,3 +265,29 @@ async def test_no_probing_when_the_backend_checks_natively(
         detail = (await hub.client.get("/health/services/native")).json()
         assert detail["checked_by"] == "backend"
     await backend.close()
+
+
+async def test_an_http_service_without_a_declared_check_is_probed_with_the_defaults(
+    tmp_path: Path, loopback_services: ServiceFactory
+) -> None:
+    service = await loopback_services()
+    async with running_hub(tmp_path) as hub:
+        iid = await hub.register("defaults", service)
+
+        async def probed() -> None:
+            detail = await instance_health(hub, "defaults")
+            assert detail[iid]["last_check"] is not None
+            assert detail[iid]["status"] == "healthy"
+
+        await eventually(probed)
+        check = (await instance_health(hub, "defaults"))[iid]["check"]
+        assert check == {
+            "kind": "http",
+            "interval": 10.0,
+            "timeout": 2.0,
+            "failures_before_critical": 3,
+            "successes_before_passing": 2,
+            "degraded_latency_ms": 500.0,
+            "deregister_after": None,
+        }
+        assert service.requests >= 1
