@@ -1,10 +1,14 @@
-"""Several hub replicas (separate processes) over one embedded store: quotas, push, webhooks."""
+"""Several hub replicas (separate processes) over one store: quotas, push, webhooks.
+
+Run over the embedded store (one SQLite file) and over a real etcd member.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import secrets
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,18 +22,31 @@ from tests.processes import HubProcess
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def replicas(tmp_path: Path, hub_processes: Callable[..., HubProcess]) -> list[HubProcess]:
-    """Three hub processes sharing one SQLite store directory (stopped by the factory)."""
+@pytest.fixture(params=["embedded", "etcd"])
+def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path, hub_processes: Callable[..., HubProcess]
+) -> list[HubProcess]:
+    """Three hub processes sharing one store (stopped by the factory by PID).
+
+    ``embedded``: one SQLite store directory; ``etcd``: the session's real etcd member,
+    in a namespace of this test's own.
+    """
     env = {
-        "HUB_BACKEND": "embedded",
-        "HUB_DATA_DIR": str(tmp_path / "store"),
         "HUB_LOG_LEVEL": "warning",
         "HUB_WEBHOOK_INITIAL_BACKOFF": "0.05",
         "HUB_WEBHOOK_MAX_ATTEMPTS": "3",
         "HUB_ADMIN_TOKEN": "replicas-admin-" + secrets.token_urlsafe(32),
     }
-    return [hub_processes(env=env).start() for _ in range(3)]
+    if request.param == "embedded":
+        env |= {"HUB_BACKEND": "embedded", "HUB_DATA_DIR": str(tmp_path / "store")}
+    else:
+        etcd = request.getfixturevalue("etcd_server")
+        env |= {
+            "HUB_BACKEND": "etcd",
+            "HUB_ETCD_ENDPOINTS": ",".join(etcd.endpoints),
+            "HUB_ETCD_NAMESPACE": f"replicas-{uuid.uuid4().hex}",
+        }
+    return [hub_processes(workdir=tmp_path / f"hub-{n}", env=env).start() for n in range(3)]
 
 
 def admin(replicas: list[HubProcess]) -> dict[str, str]:
