@@ -591,8 +591,11 @@ async def test_global_sse_replays_each_missed_version(config_hub: ConfigHub) -> 
     assert [int(e.id or 0) for e in events] == [v3]
     # A bad Last-Event-ID is a 4xx, not a broken stream.
     async with httpx.AsyncClient(timeout=30, headers=ADMIN) as client:
-        resp = await client.get(f"{config_hub.url}/config/watch", headers={"Last-Event-ID": "x"})
-    assert_error(resp, 422, "invalid_request")
+        for bad in ("x", str(2**64)):
+            resp = await client.get(
+                f"{config_hub.url}/config/watch", headers={"Last-Event-ID": bad}
+            )
+            assert_error(resp, 422, "invalid_request")
 
 
 # -- webhooks --------------------------------------------------------------------------
