@@ -69,7 +69,11 @@ def test_no_input_produces_a_server_error(fuzzed_hub: HubProcess) -> None:
             calls += 1
             if case.query and "index" in case.query:
                 case.query["wait"] = "1s"  # long polls: keep the fuzz run bounded
-            check_answer(case.call(base_url=fuzzed_hub.url, headers=headers, timeout=30))
+            response = case.call(base_url=fuzzed_hub.url, headers=headers, timeout=30)
+            if response.status_code >= 500:
+                request = (case.method, case.formatted_path, case.query, case.body)
+                pytest.fail(f"{request} -> {response.status_code}\n{fuzzed_hub.log()[-3000:]}")
+            check_answer(response)
 
         fuzz()
     print(f"fuzzed {len(operations)} operations with {calls} requests")

@@ -67,7 +67,7 @@ def test_valid_configs_pass_unchanged(doc: dict[str, object]) -> None:
         ({"rate_limits": {"bad name": 1}}, "rate_limits.bad name"),
         ({"": 1}, ""),
         ({"custom": None}, "custom"),
-        ({"custom": {"huge": 10**30}}, "body"),
+        ({"custom": {"huge": 10**30}}, "custom.huge"),
     ],
 )
 def test_invalid_configs_name_the_field(doc: dict[str, object], field: str) -> None:
