@@ -199,6 +199,7 @@ async def register_webhook(
     """Register a URL for config changes; the answer holds the signing secret, once."""
     if req.tenant_id is not None:
         request.state.audit_tenant = req.tenant_id
+        await hub.tenants.await_visible(req.tenant_id)
     result = await hub.webhooks.register(
         url=req.url, tenant_id=req.tenant_id, secret=req.secret, description=req.description
     )

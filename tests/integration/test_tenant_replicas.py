@@ -118,11 +118,13 @@ async def test_write_on_one_replica_streams_from_another(replicas: list[HubProce
         await client.post(
             f"{writer.url}/tenants", json={"tenant_id": "acme", "subscription_tier": "free"}
         )
-        # The tenant is usable on every replica at once (within the view's watch lag).
-        for _ in range(100):
-            if (await client.get(f"{watcher.url}/tenants/acme")).status_code == 200:
-                break
-            await asyncio.sleep(0.02)
+        # The tenant is usable by the very next request on every replica.
+        assert (await client.get(f"{watcher.url}/tenants/acme")).status_code == 200
+        allocated = await client.post(
+            f"{replicas[1].url}/tenants/acme/resources/storage/allocate", json={"amount": 5}
+        )
+        assert allocated.status_code == 200, allocated.text
+        assert allocated.json()["limit"] == 100  # the free tier's, not a default guess
         start = (await client.get(f"{watcher.url}/config/acme")).json()["version"]
         started = asyncio.Event()
         reader = asyncio.create_task(
