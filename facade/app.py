@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from adapters import Backend
 from facade.audit import AuditMiddleware
 from facade.errors import RequestLimits, install_error_handlers
-from facade.routers import admin, monitoring, services, tenants
+from facade.routers import admin, circuits, monitoring, services, tenants
 from facade.routers import config as config_routes
+from facade.routers import health as health_routes
 from facade.routers import hub as hub_routes
 from facade.runtime import Hub
 from facade.settings import HubSettings, load_settings
@@ -53,6 +54,8 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.add_middleware(AuditMiddleware)  # outermost: refused requests are audited too
     app.include_router(hub_routes.router)
     app.include_router(services.router)
+    app.include_router(health_routes.router)
+    app.include_router(circuits.router)
     app.include_router(tenants.router)
     app.include_router(config_routes.router)
     app.include_router(monitoring.router)

@@ -25,15 +25,16 @@ def test_health_overlay_and_degraded_fallback() -> None:
     put(index, "catalog/svc/b", record("b", 2), 2)
     state = index.get("svc")
     assert state is not None
-    assert [c.instance.instance_id for c in state.candidates()[0]] == ["a", "b"]
+    assert [c.instance.instance_id for c in state.candidates().candidates] == ["a", "b"]
     put(index, "health/svc/a", {"status": "critical"}, 3)
-    assert [c.instance.instance_id for c in state.candidates()[0]] == ["b"]
+    assert [c.instance.instance_id for c in state.candidates().candidates] == ["b"]
     put(index, "health/svc/b", {"status": "degraded"}, 4)
-    candidates, degraded = state.candidates()
-    assert degraded is True
-    assert [c.instance.instance_id for c in candidates] == ["b"]
+    candidates = state.candidates()
+    assert candidates.degraded_fallback is True
+    assert [c.instance.instance_id for c in candidates.candidates] == ["b"]
     put(index, "health/svc/b", {"status": "critical"}, 5)
-    assert state.candidates() == ([], False)
+    assert not state.candidates()
+    assert state.candidates().degraded_fallback is False
 
 
 def test_malformed_records_are_ignored_not_fatal() -> None:
@@ -61,7 +62,7 @@ def test_smooth_weighted_round_robin_interleaves_exactly() -> None:
     state = index.get("svc")
     assert state is not None
     rr = SmoothWeightedRoundRobin()
-    seq = [rr.pick("svc", state.candidates()[0]).instance.instance_id for _ in range(7)]  # type: ignore[union-attr]
+    seq = [rr.pick("svc", state.candidates()).instance.instance_id for _ in range(7)]  # type: ignore[union-attr]
     assert Counter(seq) == {"a": 5, "b": 1, "c": 1}
     assert seq[:3] != ["a", "a", "a"]  # smooth: no bursts of the heavy instance
 
