@@ -19,7 +19,8 @@ Life cycle:
   with the hub, retrying with capped backoff for as long as the hub is not there (the
   service serves meanwhile); then it heartbeats every ``heartbeat_interval`` seconds,
   reporting :meth:`current_load`, and registers again if the hub says the instance
-  expired. With ``config_tenant_id`` set, another task long-polls that configuration
+  expired. With ``config_tenant_id`` (or ``follow_global_config``) set, another task
+  long-polls that tenant's effective configuration (or the global layer)
   and calls :meth:`on_config_change` with every new version (hot reload).
 - **health**: ``GET <health_endpoint>`` answers 200 with the service's state, 503 while
   draining, so the hub's probes agree with the deregistration.
@@ -88,7 +89,8 @@ class ServiceConfig:
         heartbeat_interval: seconds between heartbeats (default a third of ``ttl``).
         register_max_delay: cap of the backoff between registration attempts.
         drain_seconds: time between deregistering and refusing new connections.
-        config_tenant_id: tenant whose configuration to follow (None: none).
+        config_tenant_id: tenant whose effective configuration to follow.
+        follow_global_config: without ``config_tenant_id``, follow the global layer.
         config_wait: long-poll wait for configuration changes, in seconds.
         report_errors: send new ErrorDNA groups to the hub (``POST /errors``).
         instance_id: stable instance id (default: the hub derives one).
@@ -123,6 +125,7 @@ class ServiceConfig:
     hub_timeout: float = 5.0
     hub_retry: RetryPolicy = field(default_factory=RetryPolicy)
     config_tenant_id: str | None = None
+    follow_global_config: bool = False
     config_wait: float = 30.0
     report_errors: bool = True
     instance_id: str | None = None
@@ -269,7 +272,7 @@ class BaseService:
         self._deregistered = False
         await self.on_start()
         self._spawn(self._registration_loop(), "registration")
-        if self.config.config_tenant_id:
+        if self.config.config_tenant_id or self.config.follow_global_config:
             self._spawn(self._config_loop(self.config.config_tenant_id), "config")
         self.state = "running"
 
@@ -415,7 +418,7 @@ class BaseService:
             except HubError as exc:
                 self.logger.warning("heartbeat failed", extra={"error_code": exc.code})
 
-    async def _config_loop(self, tenant_id: str) -> None:
+    async def _config_loop(self, tenant_id: str | None) -> None:
         """Follow a tenant's config and call :meth:`on_config_change` per new version."""
         while True:
             try:
