@@ -31,6 +31,7 @@ import asyncio
 import copy
 import importlib.resources
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -132,6 +133,10 @@ def validate_config(doc: Any) -> dict[str, Any]:
         if section not in LIMIT_SECTIONS and section not in FLAG_SECTIONS:
             if body is None:
                 problems.append({"field": section, "problem": "null is only allowed in PATCH"})
+            elif (where := _unstorable(body, section)) is not None:
+                problems.append(
+                    {"field": where, "problem": "numbers must be finite and fit in 64 bits"}
+                )
             continue
         if not isinstance(body, dict):
             problems.append({"field": section, "problem": "must be an object"})
@@ -153,6 +158,27 @@ def validate_config(doc: Any) -> dict[str, Any]:
     if problems:
         raise InvalidRequest("the configuration failed validation", details={"errors": problems})
     return doc
+
+
+def _unstorable(value: Any, path: str) -> str | None:
+    """The path of the first number JSON peers cannot round-trip (None if there is none)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -(2**63) <= value < 2**64 else path
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _unstorable(item, f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -28,10 +28,16 @@ from shared import errors
 router = APIRouter(tags=["config"])
 
 TenantIdPath = Annotated[str, Path(pattern=TENANT_ID_PATTERN, description="Tenant id.")]
-VersionPath = Annotated[int, Path(ge=1, description="A version listed by .../history.")]
+VersionPath = Annotated[
+    int, Path(ge=1, le=2**63 - 1, description="A version listed by .../history.")
+]
 IndexQuery = Annotated[
     int | None,
-    Query(ge=0, description="Blocking read: answer once the version exceeds this index."),
+    Query(
+        ge=0,
+        le=2**63 - 1,
+        description="Blocking read: answer once the version exceeds this index.",
+    ),
 ]
 WaitQuery = Annotated[
     str | None, Query(description="Longest block with ?index= (e.g. 30s; default 5m, max 10m).")

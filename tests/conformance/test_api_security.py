@@ -279,3 +279,17 @@ async def test_anonymous_reads_when_the_operator_allows_them(running_hub: Runnin
             assert_error(await anon.get("/tokens"), 401, "unauthorized")
     finally:
         await hub.stop()
+
+
+async def test_numbers_json_peers_cannot_store_are_4xx_not_500(api: httpx.AsyncClient) -> None:
+    headers = {"content-type": "application/json"}
+    for path, body in [
+        ("/config", b'{"custom": {"x": 1180591620717411303424}}'),
+        ("/config", b'{"custom": 1e400}'),
+        ("/config/rollback/18446744073709551616", b""),
+    ]:
+        resp = await api.request(
+            "PUT" if path == "/config" else "POST", path, content=body, headers=headers
+        )
+        assert 400 <= resp.status_code < 500, (path, resp.text)
+        assert resp.json()["error"]["code"] == "invalid_request"

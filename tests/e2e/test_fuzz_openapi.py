@@ -46,7 +46,13 @@ def check_answer(response: schemathesis.Response) -> None:
 def test_no_input_produces_a_server_error(fuzzed_hub: HubProcess) -> None:
     schema = schemathesis.openapi.from_url(f"{fuzzed_hub.url}/openapi.json")
     headers = {"authorization": f"Bearer {fuzzed_hub.admin_token}"}
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # Server-sent-event streams never end, so a plain call cannot read them; their input
+    # handling is covered by the config push tests.
+    operations = [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())
+        if not op.path.endswith("/watch")
+    ]
     assert len(operations) >= 10
     calls = 0
     for operation in operations:
@@ -61,7 +67,13 @@ def test_no_input_produces_a_server_error(fuzzed_hub: HubProcess) -> None:
         def fuzz(case: schemathesis.Case) -> None:
             nonlocal calls
             calls += 1
-            check_answer(case.call(base_url=fuzzed_hub.url, headers=headers))
+            if case.query and "index" in case.query:
+                case.query["wait"] = "1s"  # long polls: keep the fuzz run bounded
+            response = case.call(base_url=fuzzed_hub.url, headers=headers, timeout=30)
+            if response.status_code >= 500:
+                request = (case.method, case.formatted_path, case.query, case.body)
+                pytest.fail(f"{request} -> {response.status_code}\n{fuzzed_hub.log()[-3000:]}")
+            check_answer(response)
 
         fuzz()
     print(f"fuzzed {len(operations)} operations with {calls} requests")
