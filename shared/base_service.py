@@ -86,6 +86,8 @@ class ServiceConfig:
             every interface.
         hub_url: the hub; default ``$CENTRAL_HUB_URL`` or http://127.0.0.1:7000.
         ttl: seconds without a heartbeat after which the hub drops the instance.
+        health_check: how the hub checks the instance (``{"kind": "http", "interval":
+            5, ...}``); None lets the hub choose from protocol and TTL.
         heartbeat_interval: seconds between heartbeats (default a third of ``ttl``).
         register_max_delay: cap of the backoff between registration attempts.
         drain_seconds: time between deregistering and refusing new connections.
@@ -119,6 +121,7 @@ class ServiceConfig:
     tags: tuple[str, ...] = ()
     meta: dict[str, str] = field(default_factory=dict)
     ttl: int = 15
+    health_check: dict[str, Any] | None = None
     heartbeat_interval: float | None = None
     register_max_delay: float = 5.0
     drain_seconds: float = 0.0
@@ -161,6 +164,7 @@ class ServiceConfig:
             "meta": {"environment": self.environment, **self.meta},
             "ttl": self.ttl,
             "instance_id": self.instance_id,
+            "check": self.health_check,
         }
 
     @classmethod

@@ -126,9 +126,11 @@ class AsyncHubClient:
 
     # -- discovery ------------------------------------------------------------------
 
-    async def discover(self, service: str, *, tenant: TenantContext | None = None) -> Discovery:
+    async def discover(
+        self, service: str, *, tenant: TenantContext | None = None, strategy: str | None = None
+    ) -> Discovery:
         """Where to call ``service``; the last good answer (stale) if the hub is down."""
-        return await self.execute(self.core.discover(service, tenant))
+        return await self.execute(self.core.discover(service, tenant, strategy))
 
     async def list_services(
         self, *, tenant: TenantContext | None = None, legacy_mode: bool = False
@@ -245,13 +247,19 @@ class AsyncHubClient:
         call = self.core.report_outcome(service, success=success, latency_ms=latency_ms, tier=tier)
         return await self.execute(call)
 
-    async def get_circuit(self, service: str, *, tier: str | None = None) -> dict[str, Any]:
-        """The hub's circuit state(s) for ``service``."""
-        return await self.execute(self.core.circuit(service, tier))
+    async def get_circuit(
+        self, service: str, *, tenant: TenantContext | None = None
+    ) -> dict[str, Any]:
+        """The hub's circuits of ``service``: every tier's, and ``state`` for the caller's."""
+        return await self.execute(self.core.circuit(service, tenant))
 
-    async def get_circuit_state(self, service: str, *, tier: str | None = None) -> str:
-        """``"CLOSED"``, ``"OPEN"`` or ``"HALF_OPEN"`` (the spec's ``get_circuit_state``)."""
-        return str((await self.get_circuit(service, tier=tier)).get("state", "")).upper()
+    async def get_circuit_state(
+        self, service: str, *, tier: str | None = None, tenant: TenantContext | None = None
+    ) -> str:
+        """``"CLOSED"``, ``"OPEN"`` or ``"HALF_OPEN"`` (the spec's ``get_circuit_state``):
+        the circuit of ``tier``, else of the caller's tier."""
+        body = await self.get_circuit(service, tenant=tenant)
+        return self.core.circuit_state(body, tier)
 
     async def check_quota(
         self, tenant_id: str, resource_type: str, amount: int = 1

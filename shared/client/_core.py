@@ -411,8 +411,11 @@ class ClientCore:
 
     # -- discovery -------------------------------------------------------------------
 
-    def discover(self, service: str, tenant: TenantContext | None = None) -> Call[Discovery]:
-        """``GET /services/discover/{name}``, remembered for stale serving."""
+    def discover(
+        self, service: str, tenant: TenantContext | None = None, strategy: str | None = None
+    ) -> Call[Discovery]:
+        """``GET /services/discover/{name}`` (``strategy`` picks the recommended endpoint:
+        the hub's default, or e.g. ``least_load``), remembered for stale serving."""
 
         def parse(response: httpx.Response) -> Discovery:
             """The typed answer from the hub's JSON."""
@@ -435,8 +438,9 @@ class ClientCore:
             "GET",
             f"/services/discover/{_seg(service)}",
             parse,
+            params={"strategy": strategy} if strategy else None,
             headers=self.headers_for(ctx),
-            cache_key=("discover", service, *self._tenant_key(ctx)),
+            cache_key=("discover", service, strategy or "", *self._tenant_key(ctx)),
         )
 
     def list_services(
@@ -622,14 +626,21 @@ class ClientCore:
             idempotent=False,
         )
 
-    def circuit(self, service: str, tier: str | None = None) -> Call[dict[str, Any]]:
-        """``GET /circuits/{service}``: circuit state(s) of a service."""
+    def circuit(self, service: str, tenant: TenantContext | None = None) -> Call[dict[str, Any]]:
+        """``GET /circuits/{service}``: the circuit of every tier; ``state`` is the one of
+        the tier in the tenant context (the caller's)."""
         return Call(
-            "GET",
-            f"/circuits/{_seg(service)}",
-            _json_object,
-            params={"tier": tier} if tier else None,
+            "GET", f"/circuits/{_seg(service)}", _json_object, headers=self.headers_for(tenant)
         )
+
+    @staticmethod
+    def circuit_state(body: Mapping[str, Any], tier: str | None = None) -> str:
+        """``CLOSED``/``OPEN``/``HALF_OPEN`` from a circuits answer: that tier's, or the
+        caller's (``state``)."""
+        if tier is not None:
+            tiers = body.get("tiers") or {}
+            return str((tiers.get(tier) or {}).get("state", "")).upper()
+        return str(body.get("state", "")).upper()
 
     def quota(
         self,
@@ -793,8 +804,13 @@ def registration_body(
     meta: Mapping[str, str] | None = None,
     ttl: int | None = None,
     instance_id: str | None = None,
+    check: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of ``POST /services/register`` (the spec's registration fields)."""
+    """The JSON body of ``POST /services/register`` (the spec's registration fields).
+
+    ``check`` says how the hub checks the instance (``{"kind": "http"|"tcp"|"ttl",
+    "interval", "timeout", ...}``); left out, the hub chooses from protocol and TTL.
+    """
     return {
         "name": name,
         "host": host,
@@ -812,4 +828,5 @@ def registration_body(
         "meta": dict(meta or {}),
         "ttl": ttl,
         "instance_id": instance_id,
+        "check": dict(check) if check is not None else None,
     }

@@ -133,9 +133,11 @@ class HubClient:
 
     # -- discovery ------------------------------------------------------------------
 
-    def discover(self, service: str, *, tenant: TenantContext | None = None) -> Discovery:
+    def discover(
+        self, service: str, *, tenant: TenantContext | None = None, strategy: str | None = None
+    ) -> Discovery:
         """Where to call ``service``; the last good answer (stale) if the hub is down."""
-        return self.execute(self.core.discover(service, tenant))
+        return self.execute(self.core.discover(service, tenant, strategy))
 
     def list_services(
         self, *, tenant: TenantContext | None = None, legacy_mode: bool = False
@@ -254,13 +256,17 @@ class HubClient:
             self.core.report_outcome(service, success=success, latency_ms=latency_ms, tier=tier)
         )
 
-    def get_circuit(self, service: str, *, tier: str | None = None) -> dict[str, Any]:
-        """The hub's circuit state(s) for ``service``."""
-        return self.execute(self.core.circuit(service, tier))
+    def get_circuit(self, service: str, *, tenant: TenantContext | None = None) -> dict[str, Any]:
+        """The hub's circuits of ``service``: every tier's, and ``state`` for the caller's."""
+        return self.execute(self.core.circuit(service, tenant))
 
-    def get_circuit_state(self, service: str, *, tier: str | None = None) -> str:
-        """``"CLOSED"``, ``"OPEN"`` or ``"HALF_OPEN"`` (the spec's ``get_circuit_state``)."""
-        return str(self.get_circuit(service, tier=tier).get("state", "")).upper()
+    def get_circuit_state(
+        self, service: str, *, tier: str | None = None, tenant: TenantContext | None = None
+    ) -> str:
+        """``"CLOSED"``, ``"OPEN"`` or ``"HALF_OPEN"`` (the spec's ``get_circuit_state``):
+        the circuit of ``tier``, else of the caller's tier."""
+        body = self.get_circuit(service, tenant=tenant)
+        return self.core.circuit_state(body, tier)
 
     def check_quota(self, tenant_id: str, resource_type: str, amount: int = 1) -> dict[str, Any]:
         """Whether the tenant may use ``amount`` more of ``resource_type``."""
