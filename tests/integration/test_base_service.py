@@ -66,6 +66,8 @@ def pricing_config(**overrides: Any) -> ServiceConfig:
         "register_max_delay": 0.2,
         "report_errors": False,
         "tags": ("fx",),
+        # nothing listens on the port: the hub checks the instance by its heartbeats
+        "health_check": {"kind": "ttl"},
         **overrides,
     }
     return ServiceConfig(**values)
@@ -85,6 +87,7 @@ async def test_registers_heartbeats_reregisters_and_deregisters(hub_app: FastAPI
     assert instance["version"] == "3.1.0"
     assert instance["tags"] == ["fx"]
     assert instance["meta"]["environment"] == "development"
+    assert instance["check"]["kind"] == "ttl"  # ServiceConfig.health_check reached the hub
 
     async def load_reported() -> bool:
         (inst,) = (await observer.get_service("pricing"))["instances"]
