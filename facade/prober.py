@@ -2,8 +2,9 @@
 
 One scheduler task keeps a heap of due probes; each probe runs as its own task but at
 most ``concurrency`` run at once (a semaphore), HTTP through ``httpx.AsyncClient`` (one
-per target, holding a kept-alive connection) and TCP through ``asyncio.open_connection``. Schedules are fixed
-rate (``next = previous due + interval``), so a slow round does not drift; a probe still
+per target, holding a kept-alive connection) and TCP through ``asyncio.open_connection``.
+Schedules are fixed rate (``next = previous due + interval``), so a slow round does not
+drift; a probe still
 running when its next turn comes is skipped and counted, never stacked. How late probes
 start against their schedule is recorded (:meth:`HealthProber.stats`).
 
