@@ -14,6 +14,7 @@ from facade.audit import AuditLog
 from facade.catalog import CatalogIndex, catalog_listeners
 from facade.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
 from facade.discovery import DiscoveryService
+from facade.error_groups import ErrorGroupService
 from facade.quotas import QuotaMetrics, QuotaService, usage_prefix
 from facade.ratelimit import RateLimiter
 from facade.registry import RegistryService
@@ -46,6 +47,12 @@ class Hub:
             visibility_timeout=settings.write_visibility_timeout,
         )
         self.discovery = DiscoveryService(self.view, self.catalog)
+        self.error_groups = ErrorGroupService(
+            self.backend,
+            self.view,
+            visibility_timeout=settings.write_visibility_timeout,
+            max_groups_per_service=settings.error_groups_per_service,
+        )
         self._init_tenancy(settings)
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.tokens = TokenService(
