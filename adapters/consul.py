@@ -1092,13 +1092,20 @@ def registration_for(service: str, instance_id: str, record: dict[str, Any]) -> 
     return body
 
 
+def _duration(seconds: Any) -> str:
+    """A Go duration string Consul parses (sub-second intervals included)."""
+    return f"{float(seconds):g}s"
+
+
 def _check_for(record: dict[str, Any], host: str, port: int) -> dict[str, Any] | None:
     spec = record.get("check")
     if not isinstance(spec, dict):
         return None
     kind = str(spec.get("kind") or "http")
-    interval = f"{int(spec.get('interval') or 10)}s"
-    check: dict[str, Any] = {"Name": f"central-hub {kind} check"}
+    interval = _duration(spec.get("interval") or 10)
+    # New Consul checks start critical; the hub counts an unchecked instance as healthy
+    # until its first result, so the check starts passing as on the other backends.
+    check: dict[str, Any] = {"Name": f"central-hub {kind} check", "Status": "passing"}
     if kind == "http":
         scheme = "https" if record.get("protocol") in ("https", "wss", "grpcs") else "http"
         shown = f"[{host}]" if ":" in host else host
@@ -1111,13 +1118,18 @@ def _check_for(record: dict[str, Any], host: str, port: int) -> dict[str, Any] |
         shown = f"[{host}]" if ":" in host else host
         check.update(TCP=f"{shown}:{port}", Interval=interval)
     elif kind == "ttl":
-        check["TTL"] = f"{int(spec.get('ttl') or spec.get('interval') or 30)}s"
+        check["TTL"] = _duration(record.get("ttl") or spec.get("interval") or 30)
     else:
         raise InvalidRequest(f"unknown check kind {kind!r} (http, tcp or ttl)")
     if kind != "ttl" and spec.get("timeout"):
-        check["Timeout"] = f"{int(spec['timeout'])}s"
+        check["Timeout"] = _duration(spec["timeout"])
+    if spec.get("failures_before_critical"):
+        check["FailuresBeforeCritical"] = int(spec["failures_before_critical"])
+    if spec.get("successes_before_passing"):
+        check["SuccessBeforePassing"] = int(spec["successes_before_passing"])
     if spec.get("deregister_after"):
-        check["DeregisterCriticalServiceAfter"] = f"{int(spec['deregister_after'])}s"
+        # Consul's reaper runs about every 30 s and refuses less than one minute.
+        check["DeregisterCriticalServiceAfter"] = _duration(max(60, spec["deregister_after"]))
     return check
 
 

@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from adapters import Backend
 from facade.audit import AuditMiddleware
 from facade.errors import RequestLimits, install_error_handlers
-from facade.routers import admin, monitoring, services, tenants
+from facade.routers import admin, circuits, monitoring, services, tenants
 from facade.routers import config as config_routes
 from facade.routers import errors as error_routes
+from facade.routers import health as health_routes
 from facade.routers import hub as hub_routes
 from facade.runtime import Hub
 from facade.settings import HubSettings, load_settings
@@ -59,4 +60,6 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.include_router(monitoring.router)
     app.include_router(error_routes.router)
     app.include_router(admin.router)
+    app.include_router(health_routes.router)
+    app.include_router(circuits.router)
     return app

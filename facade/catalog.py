@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import orjson
 
 from adapters import EventType, KeyValue, WatchEvent
 from adapters.base import CATALOG_PREFIX
+from facade.checks import CheckSpec
+from facade.scoring import confidence_score
 from shared.tenancy import minimum_tier
 
 log = logging.getLogger("central_hub.catalog")
@@ -55,7 +58,16 @@ class Instance:
     registered_at: str = ""
     load: float | None = None
     lease: int | None = None
+    check: CheckSpec | None = None
+    """How the instance is checked; ``None`` means the defaults for its protocol and TTL."""
     revision: int = 0
+
+    @property
+    def check_spec(self) -> CheckSpec:
+        """The instance's check with defaults resolved."""
+        if self.check is not None:
+            return self.check
+        return CheckSpec.resolve(None, protocol=self.protocol, ttl=self.ttl)
 
     @property
     def url(self) -> str:
@@ -84,18 +96,22 @@ class Instance:
             "registered_at": self.registered_at,
             "load": self.load,
             "lease": self.lease,
+            "check": self.check.to_record() if self.check is not None else None,
         }
 
     @classmethod
     def from_record(cls, data: dict[str, Any], *, revision: int = 0) -> Instance:
         """Parse a stored record; missing optional fields take safe defaults."""
         reqs = data.get("subscription_requirements")
+        protocol = str(data.get("protocol") or "http")
+        ttl = data.get("ttl")
+        check = data.get("check")
         return cls(
             instance_id=str(data["instance_id"]),
             service_name=str(data["service_name"]),
             host=str(data["host"]),
             port=int(data["port"]),
-            protocol=str(data.get("protocol") or "http"),
+            protocol=protocol,
             health_endpoint=str(data.get("health_endpoint") or "/health"),
             tenant_capable=bool(data.get("tenant_capable", True)),
             subscription_requirements=tuple(reqs) if reqs else None,
@@ -104,10 +120,15 @@ class Instance:
             version=data.get("version"),
             tags=tuple(data.get("tags") or ()),
             meta=dict(data.get("meta") or {}),
-            ttl=data.get("ttl"),
+            ttl=ttl,
             registered_at=str(data.get("registered_at") or ""),
             load=data.get("load"),
             lease=data.get("lease"),
+            check=(
+                CheckSpec.resolve(check, protocol=protocol, ttl=ttl)
+                if isinstance(check, dict)
+                else None
+            ),
             revision=revision,
         )
 
@@ -119,11 +140,58 @@ class Candidate:
     instance: Instance
     status: str
     confidence: float
+    latency_ms: float | None = None
+    """EWMA latency of passing probes (``None`` before the first measurement)."""
+    load: float | None = None
+    """Load the instance last reported with its heartbeat, 0-1."""
 
     @property
     def url(self) -> str:
         """The instance's URL."""
         return self.instance.url
+
+    @property
+    def weight(self) -> int:
+        """The instance's relative share of traffic."""
+        return self.instance.weight
+
+
+class CandidateSet:
+    """A service's recommendable endpoints plus the tables selection needs.
+
+    Built once per catalog or health change (never per request) and immutable after:
+    the cumulative weights let a weighted pick be one ``bisect``.
+    """
+
+    __slots__ = ("_least_loaded", "candidates", "cumulative", "degraded_fallback", "total_weight")
+
+    def __init__(self, candidates: list[Candidate], degraded_fallback: bool) -> None:
+        self.candidates: tuple[Candidate, ...] = tuple(candidates)
+        self.degraded_fallback = degraded_fallback
+        self.cumulative: tuple[int, ...] = tuple(accumulate(c.weight for c in candidates))
+        self.total_weight = self.cumulative[-1] if self.cumulative else 0
+        self._least_loaded: CandidateSet | None = None
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def __bool__(self) -> bool:
+        return bool(self.candidates)
+
+    def least_loaded(self, unknown_load: float, tolerance: float) -> CandidateSet:
+        """The candidates whose load is within ``tolerance`` of the lowest (cached)."""
+        if self._least_loaded is None:
+            loads = [unknown_load if c.load is None else c.load for c in self.candidates]
+            lowest = min(loads, default=0.0)
+            self._least_loaded = CandidateSet(
+                [
+                    c
+                    for c, load in zip(self.candidates, loads, strict=True)
+                    if load <= lowest + tolerance
+                ],
+                self.degraded_fallback,
+            )
+        return self._least_loaded
 
 
 class ServiceState:
@@ -134,14 +202,16 @@ class ServiceState:
         self.instances: dict[str, Instance] = {}
         self.health: dict[str, dict[str, Any]] = {}
         self._public: dict[str, Any] | None = None
-        self._candidates: tuple[list[Candidate], bool] | None = None
+        self._candidates: CandidateSet | None = None
         self._discovery: dict[str, Any] | None = None
+        self._health_summary: dict[str, Any] | None = None
 
     def invalidate(self) -> None:
         """Drop precomputed answers after a change."""
         self._public = None
         self._candidates = None
         self._discovery = None
+        self._health_summary = None
 
     def _newest(self) -> Instance | None:
         return max(self.instances.values(), key=lambda i: i.revision, default=None)
@@ -157,25 +227,71 @@ class ServiceState:
         status = self.health.get(instance_id, {}).get("status", "healthy")
         return status if status in STATUSES else "critical"
 
-    def candidates(self) -> tuple[list[Candidate], bool]:
-        """Healthy endpoints, or degraded ones when none is healthy (flag True)."""
+    def _candidate(self, inst: Instance, status: str) -> Candidate:
+        record = self.health.get(inst.instance_id, {})
+        latency = _number(record.get("latency"))
+        return Candidate(
+            inst,
+            status,
+            confidence_score(
+                success_rate=_number(record.get("success_rate")),
+                latency_ms=latency,
+                latency_trend=_number(record.get("latency_trend")),
+                degraded_latency_ms=inst.check_spec.degraded_latency_ms,
+            ),
+            latency_ms=latency,
+            load=inst.load,
+        )
+
+    def candidates(self) -> CandidateSet:
+        """Healthy endpoints, or degraded ones when none is healthy (``degraded_fallback``)."""
         if self._candidates is None:
             by_status: dict[str, list[Candidate]] = {"healthy": [], "degraded": []}
             for inst in sorted(self.instances.values(), key=lambda i: i.instance_id):
                 status = self.status_of(inst.instance_id)
                 if status in by_status:
-                    score = 1.0 if status == "healthy" else 0.5
-                    by_status[status].append(Candidate(inst, status, score))
+                    by_status[status].append(self._candidate(inst, status))
             if by_status["healthy"]:
-                self._candidates = (by_status["healthy"], False)
+                self._candidates = CandidateSet(by_status["healthy"], False)
             else:
-                self._candidates = (by_status["degraded"], bool(by_status["degraded"]))
+                self._candidates = CandidateSet(by_status["degraded"], bool(by_status["degraded"]))
         return self._candidates
+
+    def health_summary(self) -> dict[str, Any]:
+        """The service's entry in ``GET /health/services``: the seed's exact shape.
+
+        ``status`` is the best status among its instances (healthy > degraded >
+        critical): the service is as available as its best instance. ``latency`` is the
+        mean EWMA latency (ms, rounded) of the instances that have that best status and
+        a measurement; ``last_check`` the newest check of any instance. Both are ``None``
+        before the first probe.
+        """
+        if self._health_summary is None:
+            statuses = {iid: self.status_of(iid) for iid in self.instances}
+            best = min(statuses.values(), key=STATUSES.index, default="critical")
+            latencies = [
+                latency
+                for iid, status in statuses.items()
+                if status == best
+                and (latency := _number(self.health.get(iid, {}).get("latency"))) is not None
+            ]
+            checks = [
+                str(self.health[iid]["last_check"])
+                for iid in self.instances
+                if isinstance(self.health.get(iid, {}).get("last_check"), str)
+            ]
+            self._health_summary = {
+                "status": best,
+                "latency": round(sum(latencies) / len(latencies)) if latencies else None,
+                "last_check": max(checks) if checks else None,
+            }
+        return self._health_summary
 
     def discovery_body(self) -> dict[str, Any]:
         """The part of a discovery answer that only changes with the catalog."""
         if self._discovery is None:
-            candidates, degraded = self.candidates()
+            cset = self.candidates()
+            candidates, degraded = cset.candidates, cset.degraded_fallback
             self._discovery = {
                 "service_name": self.name,
                 "all_healthy_endpoints": [c.url for c in candidates],
@@ -190,6 +306,8 @@ class ServiceState:
                         "weight": c.instance.weight,
                         "status": c.status,
                         "confidence": c.confidence,
+                        "latency": c.latency_ms,
+                        "load": c.load,
                     }
                     for c in candidates
                 ],
@@ -234,7 +352,12 @@ class ServiceState:
             "load": inst.load,
             "ttl": inst.ttl,
             "registered_at": inst.registered_at,
+            "check": inst.check_spec.to_record(),
         }
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class CatalogIndex:
@@ -242,6 +365,8 @@ class CatalogIndex:
 
     def __init__(self) -> None:
         self.services: dict[str, ServiceState] = {}
+        self.catalog_version = 0
+        """Bumped on every instance change (not health changes): lets the prober resync."""
 
     def reset(self, items: dict[str, KeyValue]) -> None:
         """Rebuild from a snapshot (both prefixes arrive through separate listeners)."""
@@ -250,6 +375,8 @@ class CatalogIndex:
 
     def reset_prefix(self, prefix: str, items: dict[str, KeyValue]) -> None:
         """Forget everything under one prefix, then load ``items``."""
+        if prefix == CATALOG_PREFIX:
+            self.catalog_version += 1
         for state in self.services.values():
             if prefix == CATALOG_PREFIX:
                 state.instances.clear()
@@ -295,6 +422,7 @@ class CatalogIndex:
             return
         state = self.services.setdefault(service, ServiceState(service))
         if prefix == CATALOG_PREFIX:
+            self.catalog_version += 1
             try:
                 state.instances[instance_id] = Instance.from_record(data, revision=revision)
             except (KeyError, TypeError, ValueError):
@@ -312,6 +440,7 @@ class CatalogIndex:
         if state is None:
             return
         if prefix == CATALOG_PREFIX:
+            self.catalog_version += 1
             state.instances.pop(instance_id, None)
         else:
             state.health.pop(instance_id, None)

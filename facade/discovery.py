@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 
-from facade.balancing import SmoothWeightedRoundRobin
-from facade.catalog import CatalogIndex, ServiceState
+from facade.balancing import DEFAULT_STRATEGY, EndpointSelector
+from facade.catalog import Candidate, CatalogIndex, ServiceState
+from facade.circuits import CircuitBreakers, CircuitVerdict
 from facade.view import StateView
-from shared.errors import ServiceNotFound, TierNotAllowed
+from shared.errors import CircuitOpen, NoHealthyEndpoint, ServiceNotFound, TierNotAllowed
 from shared.tenancy import TenantContext, can_access, minimum_tier
 
 TENANTS_PREFIX = "tenants/"
@@ -19,10 +21,20 @@ DEFAULT_TIER = "free"
 class DiscoveryService:
     """Answers "which services may I use?" and "where is X?" without touching the backend."""
 
-    def __init__(self, view: StateView, catalog: CatalogIndex) -> None:
+    def __init__(
+        self,
+        view: StateView,
+        catalog: CatalogIndex,
+        circuits: CircuitBreakers,
+        *,
+        selector: EndpointSelector | None = None,
+        default_strategy: str = DEFAULT_STRATEGY,
+    ) -> None:
         self.view = view
         self.catalog = catalog
-        self.balancer = SmoothWeightedRoundRobin()
+        self.circuits = circuits
+        self.selector = selector or EndpointSelector()
+        self.default_strategy = default_strategy
 
     def provisioned_tier(self, tenant_id: str | None) -> str | None:
         """The tier a tenant was provisioned with, if it was."""
@@ -38,7 +50,8 @@ class DiscoveryService:
         """The caller's tier: asserted, else the tenant's provisioned tier, else free."""
         return ctx.tier or self.provisioned_tier(ctx.tenant_id) or DEFAULT_TIER
 
-    def _service(self, name: str) -> ServiceState:
+    def service_state(self, name: str) -> ServiceState:
+        """A registered service by name; ServiceNotFound otherwise."""
         state = self.catalog.get(name)
         if state is None or not state.instances:
             raise ServiceNotFound(
@@ -68,7 +81,7 @@ class DiscoveryService:
 
     def describe(self, name: str) -> dict[str, Any]:
         """One service with all its instances."""
-        return self._service(name).public() | {"stale": self.view.stale}
+        return self.service_state(name).public() | {"stale": self.view.stale}
 
     def check_access(self, state: ServiceState, ctx: TenantContext) -> None:
         """Raise TierNotAllowed when the caller's tier may not use the service."""
@@ -88,13 +101,92 @@ class DiscoveryService:
                 },
             )
 
-    def discover(self, name: str, ctx: TenantContext) -> dict[str, Any]:
-        """Where to call ``name`` directly: a recommendation plus every usable endpoint."""
-        state = self._service(name)
+    def _usable(
+        self, name: str, ctx: TenantContext
+    ) -> tuple[ServiceState, str, CircuitVerdict, float]:
+        """The service, the caller's tier and that tier's circuit, access checked."""
+        state = self.service_state(name)
         self.check_access(state, ctx)
-        candidates, _ = state.candidates()
-        chosen = self.balancer.pick(name, candidates)
-        return state.discovery_body() | {
+        tier = self.effective_tier(ctx)
+        now = time.time()
+        return state, tier, self.circuits.verdict(name, tier, now), now
+
+    def discover(
+        self, name: str, ctx: TenantContext, strategy: str | None = None
+    ) -> dict[str, Any]:
+        """Where to call ``name`` directly: a recommendation plus every usable endpoint.
+
+        Only healthy instances are offered; degraded ones only when none is healthy
+        (``degraded_fallback``). When the caller's tier has the service's circuit OPEN,
+        no endpoint is offered and ``circuit`` says when trial calls may resume.
+        """
+        state, tier, verdict, now = self._usable(name, ctx)
+        body = state.discovery_body()
+        if verdict.is_open:
+            return body | {
+                "recommended_endpoint": None,
+                "all_healthy_endpoints": [],
+                "confidence": {},
+                "endpoints": [],
+                "circuit": verdict.public(now),
+                "subscription_tier": tier,
+                "stale": self.view.stale,
+            }
+        chosen = self.selector.pick(name, state.candidates(), strategy or self.default_strategy)
+        return body | {
             "recommended_endpoint": chosen.url if chosen else None,
+            "circuit": verdict.public(now),
+            "subscription_tier": tier,
             "stale": self.view.stale,
         }
+
+    def endpoint(
+        self, name: str, ctx: TenantContext, strategy: str | None = None
+    ) -> dict[str, Any]:
+        """The seed's ``get_load_balanced_endpoint``: one instance to call now.
+
+        Raises CircuitOpen (with ``retry_at``) when the caller's tier has the circuit
+        OPEN and NoHealthyEndpoint when every instance is critical.
+        """
+        state, tier, verdict, now = self._usable(name, ctx)
+        if verdict.is_open:
+            circuit = verdict.public(now)
+            raise CircuitOpen(
+                f"the circuit of {name!r} is open for the {tier!r} tier until "
+                f"{circuit['retry_at']}",
+                details={
+                    "service_name": name,
+                    "subscription_tier": tier,
+                    "retry_at": circuit["retry_at"],
+                    "retry_after": circuit["retry_after"],
+                },
+            )
+        strategy = strategy or self.default_strategy
+        candidates = state.candidates()
+        chosen = self.selector.pick(name, candidates, strategy)
+        if chosen is None:
+            raise NoHealthyEndpoint(
+                f"no instance of {name!r} is healthy or degraded",
+                details={"service_name": name, "instances": len(state.instances)},
+            )
+        return _endpoint_answer(chosen, strategy, candidates.degraded_fallback, verdict, now) | {
+            "stale": self.view.stale
+        }
+
+
+def _endpoint_answer(
+    chosen: Candidate, strategy: str, degraded: bool, verdict: CircuitVerdict, now: float
+) -> dict[str, Any]:
+    inst = chosen.instance
+    return {
+        "host": inst.host,
+        "port": inst.port,
+        "load": inst.load,
+        "instance_id": inst.instance_id,
+        "url": chosen.url,
+        "status": chosen.status,
+        "confidence": chosen.confidence,
+        "strategy": strategy,
+        "degraded_fallback": degraded,
+        "circuit": verdict.public(now),
+    }

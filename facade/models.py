@@ -6,7 +6,14 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from shared.tenancy import Tier
 
@@ -29,6 +36,45 @@ MetaKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{
 MetaValue = Annotated[str, StringConstraints(max_length=512)]
 Protocol = Literal["http", "https", "grpc", "grpcs", "tcp", "ws", "wss"]
 ResourceTier = Literal["basic", "premium", "enterprise"]
+
+
+class HealthCheck(BaseModel):
+    """How the hub checks an instance (Consul's check fields, in seconds and ms).
+
+    Omitted: HTTP GET on ``health_endpoint`` for http/https services, TTL (heartbeats)
+    when the registration has a ``ttl``, else TCP connect, all with the defaults below.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["http", "tcp", "ttl"] | None = Field(
+        None,
+        description="http: GET health_endpoint, 2xx passes; tcp: connect; ttl: the "
+        "instance's heartbeats (needs a ttl). Default from protocol and ttl.",
+    )
+    interval: float = Field(10.0, ge=0.1, le=3600, description="Seconds between probes.")
+    timeout: float = Field(2.0, gt=0, le=300, description="Seconds before a probe fails.")
+    failures_before_critical: int = Field(
+        3, ge=1, le=100, description="Consecutive failures that make a passing instance critical."
+    )
+    successes_before_passing: int = Field(
+        2, ge=1, le=100, description="Consecutive successes that make a critical instance pass."
+    )
+    degraded_latency_ms: float = Field(
+        500.0, gt=0, le=600_000, description="A passing probe slower than this is 'slow'."
+    )
+    deregister_after: float | None = Field(
+        None,
+        ge=1,
+        le=30 * 86_400,
+        description="Deregister the instance after this many seconds critical (null: never).",
+    )
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> HealthCheck:
+        if self.timeout > self.interval:
+            raise ValueError("timeout must not exceed interval")
+        return self
 
 
 class ServiceRegistration(BaseModel):
@@ -77,6 +123,9 @@ class ServiceRegistration(BaseModel):
     )
     instance_id: InstanceId | None = Field(
         None, description="Stable id; default derived from name, host and port."
+    )
+    check: HealthCheck | None = Field(
+        None, description="Health check; default chosen from protocol and ttl."
     )
 
     @field_validator("host")
@@ -133,6 +182,7 @@ class InstanceOut(BaseModel):
     load: float | None
     ttl: int | None
     registered_at: str
+    check: dict[str, object] = Field(description="The instance's health check, defaults resolved.")
 
 
 class ServiceOut(BaseModel):
@@ -174,7 +224,17 @@ class EndpointOut(BaseModel):
     port: int
     weight: int
     status: str
-    confidence: float
+    confidence: float = Field(description="Health score 0-1; formula in docs/selection.md.")
+    latency: float | None = Field(description="EWMA probe latency, ms.")
+    load: float | None = Field(description="Load last reported by the instance, 0-1.")
+
+
+class CircuitOut(BaseModel):
+    """The caller's tier's circuit in discovery answers."""
+
+    state: Literal["CLOSED", "OPEN", "HALF_OPEN"]
+    retry_at: str | None = Field(description="When an OPEN circuit allows trial calls.")
+    retry_after: float | None = Field(description="Seconds until retry_at.")
 
 
 class DiscoveryOut(BaseModel):
@@ -189,6 +249,95 @@ class DiscoveryOut(BaseModel):
     degraded_fallback: bool = Field(
         description="True when no instance is healthy and degraded ones are offered."
     )
+    circuit: CircuitOut = Field(
+        description="The service's circuit for the caller's tier; OPEN: no endpoints offered."
+    )
+    subscription_tier: str = Field(description="Tier whose circuit applied.")
+    stale: bool
+
+
+class EndpointChoiceOut(BaseModel):
+    """``GET /services/{name}/endpoint``: the seed's ``get_load_balanced_endpoint``."""
+
+    host: str
+    port: int
+    load: float | None
+    instance_id: str
+    url: str
+    status: Literal["healthy", "degraded"]
+    confidence: float
+    strategy: str
+    degraded_fallback: bool
+    circuit: CircuitOut
+    stale: bool
+
+
+class ServiceHealthOut(BaseModel):
+    """One service in ``GET /health/services`` (the seed's exact shape)."""
+
+    status: Literal["healthy", "degraded", "critical"]
+    latency: int | None = Field(description="ms")
+    last_check: str | None = Field(description="ISO 8601 UTC")
+
+
+class InstanceHealthOut(BaseModel):
+    """One instance's latest health result."""
+
+    instance_id: str
+    url: str
+    status: Literal["healthy", "degraded", "critical"]
+    latency: int | None
+    last_check: str | None
+    success_rate: float | None
+    latency_trend: float | None
+    consecutive_failures: int
+    consecutive_successes: int
+    critical_since: str | None
+    output: str
+    check: dict[str, object]
+    confidence: float | None = Field(description="null when critical (never offered).")
+
+
+class ServiceHealthDetailOut(ServiceHealthOut):
+    """``GET /health/services/{name}``."""
+
+    service_name: str
+    instances: list[InstanceHealthOut]
+    checked_by: str = Field(description="hub (active probes) or backend (native checks).")
+    stale: bool
+
+
+class CircuitReport(BaseModel):
+    """``POST /circuits/{service}/report``: the outcome of one call a caller made."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    success: bool
+    latency_ms: float | None = Field(None, ge=0, le=3_600_000)
+    tier: Tier | None = Field(
+        None, description="The tier whose circuit it counts for; all if null."
+    )
+
+
+class TierCircuitOut(BaseModel):
+    """One tier's circuit of a service."""
+
+    state: Literal["CLOSED", "OPEN", "HALF_OPEN"]
+    failure_rate_threshold: float
+    open_seconds: float
+    window: dict[str, object]
+    opened_at: str | None
+    retry_at: str | None
+    trip: dict[str, object] | None
+
+
+class CircuitsOut(BaseModel):
+    """``GET /circuits/{service}``: the circuit of every tier, and the caller's."""
+
+    service_name: str
+    state: Literal["CLOSED", "OPEN", "HALF_OPEN"] = Field(description="The caller's tier's state.")
+    subscription_tier: str
+    tiers: dict[str, TierCircuitOut]
     stale: bool
 
 
@@ -198,3 +347,4 @@ class HubHealthOut(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
     backend: dict[str, object]
     view: dict[str, object]
+    prober: dict[str, object] = Field(description="Active health checking on this replica.")

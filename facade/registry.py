@@ -11,9 +11,10 @@ import orjson
 
 from adapters import Backend, catalog_key
 from facade.catalog import Instance, health_key
+from facade.checks import CheckSpec
 from facade.models import Heartbeat, ServiceRegistration
 from facade.view import StateView
-from shared.errors import InstanceNotFound, LeaseNotFound
+from shared.errors import InstanceNotFound, InvalidRequest, LeaseNotFound
 
 log = logging.getLogger("central_hub.registry")
 
@@ -61,6 +62,14 @@ class RegistryService:
         instance_id = reg.instance_id or derive_instance_id(reg.name, reg.host, reg.port)
         existing = self._current(reg.name, instance_id)
         ttl = reg.ttl if reg.ttl is not None else self.default_ttl
+        check = CheckSpec.resolve(
+            reg.check.model_dump() if reg.check else None, protocol=reg.protocol, ttl=ttl
+        )
+        if check.kind == "ttl" and ttl is None:
+            raise InvalidRequest(
+                "a ttl check needs a ttl: give the registration a ttl (seconds)",
+                details={"errors": [{"field": "check.kind", "problem": "ttl check without ttl"}]},
+            )
         lease_id: int | None = None
         if ttl is not None:
             if existing is not None and existing.lease is not None and existing.ttl == ttl:
@@ -91,6 +100,7 @@ class RegistryService:
             registered_at=existing.registered_at if existing else utc_now(),
             load=existing.load if existing else None,
             lease=lease_id,
+            check=check,
         )
         revision = await self.backend.put_instance(
             reg.name, instance_id, orjson.dumps(instance.to_record()), lease=lease_id

@@ -12,9 +12,14 @@ from prometheus_client import CollectorRegistry
 from adapters import Backend, create_backend
 from facade.audit import AuditLog
 from facade.catalog import CatalogIndex, catalog_listeners
+from facade.circuit_service import CircuitService
+from facade.circuits import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
 from facade.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
 from facade.discovery import DiscoveryService
 from facade.error_groups import ErrorGroupService
+from facade.health import HealthService
+from facade.leader import LEADER_PREFIX, LeaderElection
+from facade.prober import HealthProber
 from facade.quotas import QuotaMetrics, QuotaService, usage_prefix
 from facade.ratelimit import RateLimiter
 from facade.registry import RegistryService
@@ -46,7 +51,52 @@ class Hub:
             default_ttl=settings.default_ttl,
             visibility_timeout=settings.write_visibility_timeout,
         )
-        self.discovery = DiscoveryService(self.view, self.catalog)
+        self.circuits = CircuitBreakers(
+            self.backend,
+            self.view,
+            policies=SPEC_POLICIES
+            | {
+                tier: CircuitPolicy(t.failure_rate, t.open_seconds)
+                for tier, t in settings.circuit_thresholds.items()
+            },
+            window_seconds=settings.circuit_window_seconds,
+            minimum_calls=settings.circuit_minimum_calls,
+            half_open_successes=settings.circuit_half_open_successes,
+            visibility_timeout=settings.write_visibility_timeout,
+        )
+        self.view.add_listener(CIRCUITS_PREFIX, self.circuits)
+        self.discovery = DiscoveryService(
+            self.view,
+            self.catalog,
+            self.circuits,
+            default_strategy=settings.selection_strategy,
+        )
+        self.circuit_service = CircuitService(self.view, self.discovery, self.circuits)
+        native = self.backend.capabilities.native_health_checks
+        self.health_checks = HealthService(
+            self.view, self.catalog, self.discovery, checked_by="backend" if native else "hub"
+        )
+        # Backends with native checks (Consul) probe themselves: the hub must not.
+        self.prober: HealthProber | None = None
+        self.prober_election: LeaderElection | None = None
+        if settings.probing and not native:
+            self.prober = HealthProber(
+                self.backend,
+                self.view,
+                self.catalog,
+                self.circuits,
+                self.registry,
+                concurrency=settings.probe_concurrency,
+                refresh_seconds=settings.health_refresh_seconds,
+            )
+            self.prober_election = LeaderElection(
+                self.backend,
+                "prober",
+                ttl=settings.leader_ttl,
+                on_elected=self.prober.start,
+                on_demoted=self.prober.stop,
+            )
+            self.view.add_listener(LEADER_PREFIX, self.prober_election)
         self.error_groups = ErrorGroupService(
             self.backend,
             self.view,
@@ -135,6 +185,8 @@ class Hub:
         if not self.view.synced:
             log.error("started without a backend sync; serving nothing until it returns")
         await self.webhooks.start()
+        if self.prober_election is not None:
+            await self.prober_election.start()
         if self.settings.dev:
             log.warning(
                 "DEV MODE: authentication is OFF; anyone who can reach %s:%d is admin",
@@ -172,7 +224,9 @@ class Hub:
             await self._bootstrap_task
 
     async def stop(self) -> None:
-        """Stop following the backend and close it."""
+        """Stop probing (releasing leadership), config push, and the backend feed."""
+        if self.prober_election is not None:
+            await self.prober_election.stop()
         self.config.changes.close()  # ends config streams and long polls
         await self.webhooks.stop()
         if self._bootstrap_task is not None and not self._bootstrap_task.done():
@@ -210,4 +264,11 @@ class Hub:
                 "services": len(self.catalog.services),
                 "instances": self.catalog.instance_count(),
             },
+            "prober": self._prober_health(),
         }
+
+    def _prober_health(self) -> dict[str, Any]:
+        if self.prober is None or self.prober_election is None:
+            native = self.backend.capabilities.native_health_checks
+            return {"enabled": False, "reason": "backend checks natively" if native else "off"}
+        return {"enabled": True, **self.prober_election.describe(), **self.prober.describe()}

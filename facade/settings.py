@@ -5,11 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BackendName = Literal["embedded", "etcd", "consul"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+SelectionStrategy = Literal["p2c", "round_robin", "least_load", "random"]
+TierName = Literal["free", "pro", "enterprise"]
+
+
+class CircuitThreshold(BaseModel):
+    """One tier's circuit breaker: trip above ``failure_rate``, stay open ``open_seconds``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failure_rate: float = Field(ge=0, lt=1)
+    open_seconds: float = Field(gt=0, le=3600)
+
+
+def _spec_circuit_thresholds() -> dict[TierName, CircuitThreshold]:
+    # The seed's TenantCircuitBreaker table.
+    return {
+        "free": CircuitThreshold(failure_rate=0.5, open_seconds=60),
+        "pro": CircuitThreshold(failure_rate=0.3, open_seconds=30),
+        "enterprise": CircuitThreshold(failure_rate=0.1, open_seconds=10),
+    }
 
 
 class HubSettings(BaseSettings):
@@ -130,6 +150,40 @@ class HubSettings(BaseSettings):
     )
     webhook_timeout: float = Field(
         5.0, gt=0, le=120, description="Seconds a webhook receiver has to answer."
+    )
+
+    probing: bool = Field(
+        True,
+        description="Run active health checks (on the elected replica only). Off, or a "
+        "backend with native checks (Consul): the hub never probes.",
+    )
+    probe_concurrency: int = Field(
+        100, ge=1, le=10_000, description="Most health probes in flight at once."
+    )
+    health_refresh_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Rewrite an unchanged health result after this long (keeps last_check fresh).",
+    )
+    leader_ttl: int = Field(
+        10, ge=1, le=300, description="Lease TTL of the prober leader: the takeover time bound."
+    )
+    selection_strategy: SelectionStrategy = Field(
+        "p2c", description="Default endpoint selection strategy."
+    )
+    circuit_thresholds: dict[TierName, CircuitThreshold] = Field(
+        default_factory=_spec_circuit_thresholds,
+        description="Per-tier failure rate and open time (JSON); default: the seed's table.",
+    )
+    circuit_window_seconds: float = Field(
+        60.0, ge=1, le=3600, description="Sliding window the failure rate is computed over."
+    )
+    circuit_minimum_calls: int = Field(
+        10, ge=1, le=100_000, description="Outcomes needed in the window before a trip."
+    )
+    circuit_half_open_successes: int = Field(
+        3, ge=1, le=1000, description="Successful trial calls that close a HALF_OPEN circuit."
     )
 
     def backend_options(self) -> dict[str, Any]:

@@ -237,6 +237,7 @@ class BaseService:
         self.registered = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._shutdown: asyncio.Future[None] | None = None
         self._deregistered = False
 
     # -- hooks -------------------------------------------------------------------------
@@ -267,8 +268,8 @@ class BaseService:
 
     async def start(self) -> None:
         """Begin the life cycle; returns at once (registration continues in the background)."""
-        if self.state not in {"created", "stopped"}:
-            return
+        if self.state != "created":
+            return  # started already (a stopped service has closed its client: make a new one)
         set_service_name(self.config.service_name)
         self._loop = asyncio.get_running_loop()
         self.state = "starting"
@@ -289,11 +290,18 @@ class BaseService:
     async def begin_shutdown(self) -> None:
         """Deregister now and drain; the process keeps serving until :meth:`stop`.
 
-        Idempotent. The first half of a graceful stop, run on SIGTERM before the server
-        stops accepting connections.
+        The first half of a graceful stop, run on SIGTERM before the server stops
+        accepting connections. Every caller waits for the same single shutdown.
         """
-        if self.state == "draining" or self._deregistered:
+        if self.state in {"created", "stopped"}:
             return
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self._shutdown_sequence())
+        # Shielded: a caller that gives up waiting does not abort the deregistration.
+        await asyncio.shield(self._shutdown)
+
+    async def _shutdown_sequence(self) -> None:
+        """Stop heartbeats, deregister, then wait ``drain_seconds``."""
         self.state = "draining"
         # Stop heartbeats and re-registration first, and wait for them, so no register
         # call of ours can land at the hub after the deregistration below.

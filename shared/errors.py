@@ -171,6 +171,24 @@ class QuotaExceeded(RateLimited):
     code = "quota_exceeded"
 
 
+class ServiceUnavailable(HubError):
+    """The service exists but nothing can be recommended right now; retry later."""
+
+    code = "service_unavailable"
+
+
+class NoHealthyEndpoint(ServiceUnavailable):
+    """Every instance of the service is critical."""
+
+    code = "no_healthy_endpoint"
+
+
+class CircuitOpen(ServiceUnavailable):
+    """The service's circuit is OPEN for the caller's tier; ``details.retry_at`` says until when."""
+
+    code = "circuit_open"
+
+
 class BackendUnavailable(HubError):
     """The state backend cannot be reached; reads may still be served stale."""
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
+from facade.balancing import Strategy
 from facade.context import (
     TENANT_QUERY_DOC,
     HubDep,
@@ -19,6 +20,7 @@ from facade.models import (
     INSTANCE_ID_PATTERN,
     SERVICE_NAME_PATTERN,
     DiscoveryOut,
+    EndpointChoiceOut,
     Heartbeat,
     RegistrationResult,
     ServiceDetailOut,
@@ -36,12 +38,16 @@ ServiceNamePath = Annotated[
     str, Path(pattern=SERVICE_NAME_PATTERN, description="Service name (DNS-label-like).")
 ]
 InstanceIdPath = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN)]
+StrategyQuery = Annotated[
+    Strategy | None,
+    Query(description="p2c (default), round_robin, least_load or random; see docs/selection.md."),
+]
 LegacyMode = Annotated[
     bool, Query(description="Ignore tenant context and list every service (spec legacy).")
 ]
 
 
-def _read(body: dict[str, Any], stale: bool) -> JSONBytesResponse:
+def read_response(body: dict[str, Any], stale: bool) -> JSONBytesResponse:
     return json_response(body, headers={"X-Hub-Stale": "true"} if stale else None)
 
 
@@ -68,7 +74,7 @@ async def list_services(
     if legacy_mode and request.state.principal.role is Role.TENANT:
         raise errors.Forbidden("a tenant token cannot use legacy_mode to skip tier filtering")
     answer = hub.discovery.list_services(ctx, legacy_mode=legacy_mode)
-    return _read(answer, answer["stale"])
+    return read_response(answer, answer["stale"])
 
 
 @router.post("/discover", response_model=ServiceListOut)
@@ -76,7 +82,7 @@ async def discover_services(request: Request, hub: HubDep, ctx: TenantDep) -> JS
     """The gateway flow: services available to the tenant context in the headers."""
     request.state.audit_skip = True  # a read that happens to be a POST
     answer = hub.discovery.list_services(ctx, legacy_mode=False)
-    return _read(answer, answer["stale"])
+    return read_response(answer, answer["stale"])
 
 
 _TENANT_HEADER_DOCS = [
@@ -99,17 +105,20 @@ _TENANT_HEADER_DOCS = [
     responses=error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
     openapi_extra={"parameters": _TENANT_HEADER_DOCS},
 )
-async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytesResponse:
+async def discover_service(
+    name: ServiceNamePath, request: Request, strategy: StrategyQuery = None
+) -> JSONBytesResponse:
     """Where to call ``name`` directly: the recommended endpoint and every healthy one.
 
-    The hot path: it reads the request directly instead of through dependencies,
-    which costs a third of the hub's time per request.
+    Degraded instances only when none is healthy (``degraded_fallback``); nothing when
+    the caller's tier has the service's circuit OPEN (``circuit.retry_at`` says until when).
+    The hot path: it reads the request directly instead of through dependencies.
     """
     hub: Hub = request.app.state.hub
     principal = hub.access.authorize(request, Permission.READ)
     ctx = parse_tenant_context(request, principal, request.query_params.get("tenant_id"))
-    answer = hub.discovery.discover(name, ctx)
-    return _read(answer, answer["stale"])
+    answer = hub.discovery.discover(name, ctx, strategy)
+    return read_response(answer, answer["stale"])
 
 
 @router.get(
@@ -120,7 +129,22 @@ async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytes
 async def get_service(name: ServiceNamePath, hub: HubDep, _: Reader) -> JSONBytesResponse:
     """One service and all of its instances."""
     answer = hub.discovery.describe(name)
-    return _read(answer, answer["stale"])
+    return read_response(answer, answer["stale"])
+
+
+@router.get(
+    "/{name}/endpoint",
+    response_model=EndpointChoiceOut,
+    responses=error_doc(
+        errors.ServiceNotFound, errors.TierNotAllowed, errors.CircuitOpen, errors.NoHealthyEndpoint
+    ),
+)
+async def load_balanced_endpoint(
+    name: ServiceNamePath, hub: HubDep, ctx: TenantDep, strategy: StrategyQuery = None
+) -> JSONBytesResponse:
+    """The seed's ``get_load_balanced_endpoint``: ``{"host", "port", "load", ...}``."""
+    answer = hub.discovery.endpoint(name, ctx, strategy)
+    return read_response(answer, answer["stale"])
 
 
 @router.delete(

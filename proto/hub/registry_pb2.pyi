@@ -19,7 +19,7 @@ HEALTH_STATUS_DEGRADED: HealthStatus
 HEALTH_STATUS_CRITICAL: HealthStatus
 
 class ServiceRegistration(_message.Message):
-    __slots__ = ("name", "host", "port", "protocol", "health_endpoint", "tenant_capable", "subscription_requirements", "resource_tier", "weight", "version", "tags", "meta", "ttl", "instance_id")
+    __slots__ = ("name", "host", "port", "protocol", "health_endpoint", "tenant_capable", "subscription_requirements", "resource_tier", "weight", "version", "tags", "meta", "ttl", "instance_id", "check")
     class MetaEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class ServiceRegistration(_message.Message):
     META_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
     name: str
     host: str
     port: int
@@ -55,7 +56,26 @@ class ServiceRegistration(_message.Message):
     meta: _containers.ScalarMap[str, str]
     ttl: int
     instance_id: str
-    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., protocol: _Optional[str] = ..., health_endpoint: _Optional[str] = ..., tenant_capable: _Optional[bool] = ..., subscription_requirements: _Optional[_Iterable[str]] = ..., resource_tier: _Optional[str] = ..., weight: _Optional[int] = ..., version: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., meta: _Optional[_Mapping[str, str]] = ..., ttl: _Optional[int] = ..., instance_id: _Optional[str] = ...) -> None: ...
+    check: HealthCheck
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., protocol: _Optional[str] = ..., health_endpoint: _Optional[str] = ..., tenant_capable: _Optional[bool] = ..., subscription_requirements: _Optional[_Iterable[str]] = ..., resource_tier: _Optional[str] = ..., weight: _Optional[int] = ..., version: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., meta: _Optional[_Mapping[str, str]] = ..., ttl: _Optional[int] = ..., instance_id: _Optional[str] = ..., check: _Optional[_Union[HealthCheck, _Mapping]] = ...) -> None: ...
+
+class HealthCheck(_message.Message):
+    __slots__ = ("kind", "interval", "timeout", "failures_before_critical", "successes_before_passing", "degraded_latency_ms", "deregister_after")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_BEFORE_CRITICAL_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSES_BEFORE_PASSING_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    DEREGISTER_AFTER_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    interval: float
+    timeout: float
+    failures_before_critical: int
+    successes_before_passing: int
+    degraded_latency_ms: float
+    deregister_after: float
+    def __init__(self, kind: _Optional[str] = ..., interval: _Optional[float] = ..., timeout: _Optional[float] = ..., failures_before_critical: _Optional[int] = ..., successes_before_passing: _Optional[int] = ..., degraded_latency_ms: _Optional[float] = ..., deregister_after: _Optional[float] = ...) -> None: ...
 
 class RegistrationResult(_message.Message):
     __slots__ = ("instance_id", "service_name", "revision", "ttl")

@@ -188,7 +188,7 @@ async def test_recommendations_follow_weights(api: httpx.AsyncClient) -> None:
     await register(api, "quotes", 9102, weight=3)
     picks = Counter()
     for _ in range(400):
-        resp = await api.get("/services/discover/quotes")
+        resp = await api.get("/services/discover/quotes", params={"strategy": "round_robin"})
         picks[resp.json()["recommended_endpoint"]] += 1
     # Smooth weighted round robin is exact over whole cycles of sum(weights) picks.
     assert picks == {"http://127.0.0.1:9101": 100, "http://127.0.0.1:9102": 300}

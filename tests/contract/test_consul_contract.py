@@ -331,6 +331,7 @@ async def test_put_instance_registers_an_agent_service_with_meta_weights_and_che
         "Weights": {"Passing": 3, "Warning": 1},
         "Check": {
             "Name": "central-hub http check",
+            "Status": "passing",
             "HTTP": "http://127.0.0.1:8123/healthz",
             "Method": "GET",
             "Interval": "5s",
@@ -348,8 +349,21 @@ async def test_put_instance_registers_an_agent_service_with_meta_weights_and_che
 @pytest.mark.parametrize(
     ("check", "expected"),
     [
-        ({"kind": "tcp", "interval": 3}, {"TCP": "127.0.0.1:8123", "Interval": "3s"}),
-        ({"kind": "ttl", "interval": 15}, {"TTL": "15s"}),
+        (
+            {"kind": "tcp", "interval": 3},
+            {"TCP": "127.0.0.1:8123", "Interval": "3s", "Status": "passing"},
+        ),
+        ({"kind": "ttl", "interval": 15}, {"TTL": "15s", "Status": "passing"}),
+        (
+            {"kind": "http", "interval": 0.5, "failures_before_critical": 2},
+            {
+                "HTTP": "http://127.0.0.1:8123/healthz",
+                "Method": "GET",
+                "Interval": "0.5s",
+                "FailuresBeforeCritical": 2,
+                "Status": "passing",
+            },
+        ),
     ],
 )
 async def test_tcp_and_ttl_checks_are_consul_checks(
@@ -369,14 +383,15 @@ async def test_consul_check_status_becomes_hub_health_events(
     rev = await backend.put_instance("pricing", "pricing-1", json.dumps(RECORD).encode())
     stream = backend.watch("health/pricing/", start_revision=rev)
     (first,) = await next_events(stream, 1)
-    # A new Consul HTTP check starts critical until it first passes.
-    assert json.loads(first.value or b"")["status"] == "critical"
+    # The hub registers checks passing (Consul's default would be critical), so a new
+    # instance is healthy until its first check says otherwise, as on every backend.
+    assert json.loads(first.value or b"")["status"] == "healthy"
     (check_id,) = fake.check_ids("pricing-1")
     seen = []
     for consul_status, hub_status in [
-        ("passing", "healthy"),
         ("warning", "degraded"),
         ("critical", "critical"),
+        ("passing", "healthy"),
     ]:
         fake.set_check(check_id, consul_status, f"HTTP GET: {consul_status}")
         (event,) = await next_events(stream, 1)

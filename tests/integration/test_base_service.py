@@ -66,6 +66,8 @@ def pricing_config(**overrides: Any) -> ServiceConfig:
         "register_max_delay": 0.2,
         "report_errors": False,
         "tags": ("fx",),
+        # nothing listens on the port: the hub checks the instance by its heartbeats
+        "health_check": {"kind": "ttl"},
         **overrides,
     }
     return ServiceConfig(**values)
@@ -85,6 +87,7 @@ async def test_registers_heartbeats_reregisters_and_deregisters(hub_app: FastAPI
     assert instance["version"] == "3.1.0"
     assert instance["tags"] == ["fx"]
     assert instance["meta"]["environment"] == "development"
+    assert instance["check"]["kind"] == "ttl"  # ServiceConfig.health_check reached the hub
 
     async def load_reported() -> bool:
         (inst,) = (await observer.get_service("pricing"))["instances"]
@@ -241,3 +244,27 @@ async def test_config_changes_are_hot_reloaded(hub_app: FastAPI) -> None:
         assert "unlucky" in group.sample_message
     await service.client.aclose()
     await admin.aclose()
+
+
+async def test_every_shutdown_caller_waits_for_the_deregistration(hub_app: FastAPI) -> None:
+    observer = client_for(hub_app)
+    service = PricingService(
+        pricing_config(drain_seconds=0.2),
+        client=client_for(hub_app),
+        metrics_registry=CollectorRegistry(),
+    )
+    await service.start()
+    await service.wait_registered(10)
+    # e.g. the SIGTERM handler and the lifespan shutdown at once
+    callers = {asyncio.ensure_future(service.begin_shutdown()) for _ in range(2)}
+    _first, pending = await asyncio.wait(callers, return_when=asyncio.FIRST_COMPLETED)
+    with pytest.raises(ServiceNotFound):
+        await observer.discover("pricing")  # whoever returned first, we are gone already
+    await asyncio.gather(*pending)
+    assert service.health()["status"] == "draining"
+    await service.stop()
+    assert service.state == "stopped"
+    await service.start()  # a stopped service does not come back to life
+    assert service.state == "stopped"
+    await service.client.aclose()
+    await observer.aclose()

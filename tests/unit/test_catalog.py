@@ -8,11 +8,15 @@ import orjson
 
 from adapters import EventType, WatchEvent
 from facade.balancing import SmoothWeightedRoundRobin
-from facade.catalog import CatalogIndex, Instance, endpoint_url
+from facade.catalog import CandidateSet, CatalogIndex, Instance, endpoint_url
 
 
 def put(index: CatalogIndex, key: str, value: dict[str, object], rev: int) -> None:
     index.apply(WatchEvent(EventType.PUT, key, rev, orjson.dumps(value)), None)
+
+
+def ids(candidates: CandidateSet) -> list[str]:
+    return [c.instance.instance_id for c in candidates.candidates]
 
 
 def record(iid: str, port: int, weight: int = 1) -> dict[str, object]:
@@ -25,15 +29,15 @@ def test_health_overlay_and_degraded_fallback() -> None:
     put(index, "catalog/svc/b", record("b", 2), 2)
     state = index.get("svc")
     assert state is not None
-    assert [c.instance.instance_id for c in state.candidates()[0]] == ["a", "b"]
+    assert ids(state.candidates()) == ["a", "b"]
     put(index, "health/svc/a", {"status": "critical"}, 3)
-    assert [c.instance.instance_id for c in state.candidates()[0]] == ["b"]
+    assert ids(state.candidates()) == ["b"]
     put(index, "health/svc/b", {"status": "degraded"}, 4)
-    candidates, degraded = state.candidates()
-    assert degraded is True
-    assert [c.instance.instance_id for c in candidates] == ["b"]
+    assert state.candidates().degraded_fallback is True
+    assert ids(state.candidates()) == ["b"]
     put(index, "health/svc/b", {"status": "critical"}, 5)
-    assert state.candidates() == ([], False)
+    assert ids(state.candidates()) == []
+    assert state.candidates().degraded_fallback is False
 
 
 def test_malformed_records_are_ignored_not_fatal() -> None:
@@ -61,7 +65,7 @@ def test_smooth_weighted_round_robin_interleaves_exactly() -> None:
     state = index.get("svc")
     assert state is not None
     rr = SmoothWeightedRoundRobin()
-    seq = [rr.pick("svc", state.candidates()[0]).instance.instance_id for _ in range(7)]  # type: ignore[union-attr]
+    seq = [rr.pick("svc", state.candidates()).instance.instance_id for _ in range(7)]  # type: ignore[union-attr]
     assert Counter(seq) == {"a": 5, "b": 1, "c": 1}
     assert seq[:3] != ["a", "a", "a"]  # smooth: no bursts of the heavy instance
 

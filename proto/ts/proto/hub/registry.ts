@@ -84,11 +84,25 @@ export interface ServiceRegistration {
     | undefined;
   /** empty = the hub assigns one */
   instanceId: string;
+  /** unset = derived from protocol and ttl */
+  check?: HealthCheck | undefined;
 }
 
 export interface ServiceRegistration_MetaEntry {
   key: string;
   value: string;
+}
+
+/** How the hub checks an instance (seconds and milliseconds, as in the HTTP API). */
+export interface HealthCheck {
+  /** "http", "tcp" or "ttl"; empty = derived */
+  kind: string;
+  interval?: number | undefined;
+  timeout?: number | undefined;
+  failuresBeforeCritical?: number | undefined;
+  successesBeforePassing?: number | undefined;
+  degradedLatencyMs?: number | undefined;
+  deregisterAfter?: number | undefined;
 }
 
 export interface RegistrationResult {
@@ -151,6 +165,7 @@ function createBaseServiceRegistration(): ServiceRegistration {
     meta: {},
     ttl: undefined,
     instanceId: "",
+    check: undefined,
   };
 }
 
@@ -197,6 +212,9 @@ export const ServiceRegistration: MessageFns<ServiceRegistration> = {
     }
     if (message.instanceId !== "") {
       writer.uint32(114).string(message.instanceId);
+    }
+    if (message.check !== undefined) {
+      HealthCheck.encode(message.check, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -329,6 +347,14 @@ export const ServiceRegistration: MessageFns<ServiceRegistration> = {
             message.instanceId = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.check = HealthCheck.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -392,6 +418,7 @@ export const ServiceRegistration: MessageFns<ServiceRegistration> = {
         : isSet(object.instance_id)
         ? globalThis.String(object.instance_id)
         : "",
+      check: isSet(object.check) ? HealthCheck.fromJSON(object.check) : undefined,
     };
   },
 
@@ -445,6 +472,9 @@ export const ServiceRegistration: MessageFns<ServiceRegistration> = {
     if (message.instanceId !== "") {
       obj.instanceId = message.instanceId;
     }
+    if (message.check !== undefined) {
+      obj.check = HealthCheck.toJSON(message.check);
+    }
     return obj;
   },
 
@@ -475,6 +505,9 @@ export const ServiceRegistration: MessageFns<ServiceRegistration> = {
     );
     message.ttl = object.ttl ?? undefined;
     message.instanceId = object.instanceId ?? "";
+    message.check = (object.check !== undefined && object.check !== null)
+      ? HealthCheck.fromPartial(object.check)
+      : undefined;
     return message;
   },
 };
@@ -562,6 +595,195 @@ export const ServiceRegistration_MetaEntry: MessageFns<ServiceRegistration_MetaE
     const message = createBaseServiceRegistration_MetaEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseHealthCheck(): HealthCheck {
+  return {
+    kind: "",
+    interval: undefined,
+    timeout: undefined,
+    failuresBeforeCritical: undefined,
+    successesBeforePassing: undefined,
+    degradedLatencyMs: undefined,
+    deregisterAfter: undefined,
+  };
+}
+
+export const HealthCheck: MessageFns<HealthCheck> = {
+  encode(message: HealthCheck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.interval !== undefined) {
+      writer.uint32(17).double(message.interval);
+    }
+    if (message.timeout !== undefined) {
+      writer.uint32(25).double(message.timeout);
+    }
+    if (message.failuresBeforeCritical !== undefined) {
+      writer.uint32(32).int32(message.failuresBeforeCritical);
+    }
+    if (message.successesBeforePassing !== undefined) {
+      writer.uint32(40).int32(message.successesBeforePassing);
+    }
+    if (message.degradedLatencyMs !== undefined) {
+      writer.uint32(49).double(message.degradedLatencyMs);
+    }
+    if (message.deregisterAfter !== undefined) {
+      writer.uint32(57).double(message.deregisterAfter);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HealthCheck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHealthCheck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.interval = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.timeout = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.failuresBeforeCritical = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.successesBeforePassing = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.degradedLatencyMs = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.deregisterAfter = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HealthCheck {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      interval: isSet(object.interval) ? globalThis.Number(object.interval) : undefined,
+      timeout: isSet(object.timeout) ? globalThis.Number(object.timeout) : undefined,
+      failuresBeforeCritical: isSet(object.failuresBeforeCritical)
+        ? globalThis.Number(object.failuresBeforeCritical)
+        : isSet(object.failures_before_critical)
+        ? globalThis.Number(object.failures_before_critical)
+        : undefined,
+      successesBeforePassing: isSet(object.successesBeforePassing)
+        ? globalThis.Number(object.successesBeforePassing)
+        : isSet(object.successes_before_passing)
+        ? globalThis.Number(object.successes_before_passing)
+        : undefined,
+      degradedLatencyMs: isSet(object.degradedLatencyMs)
+        ? globalThis.Number(object.degradedLatencyMs)
+        : isSet(object.degraded_latency_ms)
+        ? globalThis.Number(object.degraded_latency_ms)
+        : undefined,
+      deregisterAfter: isSet(object.deregisterAfter)
+        ? globalThis.Number(object.deregisterAfter)
+        : isSet(object.deregister_after)
+        ? globalThis.Number(object.deregister_after)
+        : undefined,
+    };
+  },
+
+  toJSON(message: HealthCheck): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.interval !== undefined) {
+      obj.interval = floatToJson(message.interval);
+    }
+    if (message.timeout !== undefined) {
+      obj.timeout = floatToJson(message.timeout);
+    }
+    if (message.failuresBeforeCritical !== undefined) {
+      obj.failuresBeforeCritical = Math.round(message.failuresBeforeCritical);
+    }
+    if (message.successesBeforePassing !== undefined) {
+      obj.successesBeforePassing = Math.round(message.successesBeforePassing);
+    }
+    if (message.degradedLatencyMs !== undefined) {
+      obj.degradedLatencyMs = floatToJson(message.degradedLatencyMs);
+    }
+    if (message.deregisterAfter !== undefined) {
+      obj.deregisterAfter = floatToJson(message.deregisterAfter);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HealthCheck>, I>>(base?: I): HealthCheck {
+    return HealthCheck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HealthCheck>, I>>(object: I): HealthCheck {
+    const message = createBaseHealthCheck();
+    message.kind = object.kind ?? "";
+    message.interval = object.interval ?? undefined;
+    message.timeout = object.timeout ?? undefined;
+    message.failuresBeforeCritical = object.failuresBeforeCritical ?? undefined;
+    message.successesBeforePassing = object.successesBeforePassing ?? undefined;
+    message.degradedLatencyMs = object.degradedLatencyMs ?? undefined;
+    message.deregisterAfter = object.deregisterAfter ?? undefined;
     return message;
   },
 };

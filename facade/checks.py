@@ -1,0 +1,341 @@
+"""Health check declarations and the per-instance health state machine (DESIGN.md section 5).
+
+Pure logic, no I/O: :class:`CheckSpec` is what a registration declares (with defaults
+resolved once, at registration), :class:`HealthTracker` turns a stream of probe outcomes
+into a status with anti-flapping thresholds and decides when a result is worth writing
+to the backend. The prober (``facade.prober``) does the probing and the writing.
+
+Status rules (Consul's ``success_before_passing`` / ``failures_before_critical``):
+
+* An instance counts as ``healthy`` until its first probe (the catalog's rule). If the
+  very first probe fails it becomes ``critical`` at once: the thresholds protect
+  instances that have been passing, not ones that never answered.
+* ``failures_before_critical`` consecutive failed probes make a passing instance
+  ``critical``; ``successes_before_passing`` consecutive passing probes bring it back.
+* A passing probe slower than ``degraded_latency_ms`` is "slow". ``failures_before_critical``
+  consecutive slow probes turn ``healthy`` into ``degraded``; ``successes_before_passing``
+  consecutive fast ones turn it back. One slow probe never flips the status.
+* Failed probes do not feed the latency averages (a timeout is not a latency).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+CheckKind = Literal["http", "tcp", "ttl"]
+PROBED_KINDS: frozenset[str] = frozenset({"http", "tcp"})
+
+DEFAULT_INTERVAL = 10.0
+DEFAULT_TIMEOUT = 2.0
+DEFAULT_FAILURES_BEFORE_CRITICAL = 3
+DEFAULT_SUCCESSES_BEFORE_PASSING = 2
+DEFAULT_DEGRADED_LATENCY_MS = 500.0
+
+SHORT_EWMA_ALPHA = 0.3
+"""Weight of the newest sample in the latency EWMA that is reported and compared."""
+LONG_EWMA_ALPHA = 0.05
+"""Weight of the newest sample in the slow baseline the trend is measured against."""
+SUCCESS_WINDOW = 20
+"""How many recent probe outcomes the success rate is computed over."""
+
+
+def iso_utc(epoch: float) -> str:
+    """An epoch time in the API's ISO 8601 UTC form (milliseconds, ``Z``)."""
+    stamp = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def parse_iso_utc(value: Any) -> float | None:
+    """The epoch of an ISO 8601 timestamp, or ``None`` when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def default_check_kind(protocol: str, ttl: int | None) -> CheckKind:
+    """HTTP for http/https services, TTL when the instance heartbeats, else TCP connect."""
+    if protocol in ("http", "https"):
+        return "http"
+    if ttl is not None:
+        return "ttl"
+    return "tcp"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """How one instance is checked; defaults resolved, stored in its catalog record."""
+
+    kind: CheckKind
+    interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+    failures_before_critical: int = DEFAULT_FAILURES_BEFORE_CRITICAL
+    successes_before_passing: int = DEFAULT_SUCCESSES_BEFORE_PASSING
+    degraded_latency_ms: float = DEFAULT_DEGRADED_LATENCY_MS
+    deregister_after: float | None = None
+
+    @property
+    def probed(self) -> bool:
+        """Whether the hub probes it (TTL checks are kept by heartbeats and leases)."""
+        return self.kind in PROBED_KINDS
+
+    def to_record(self) -> dict[str, Any]:
+        """The stored JSON form."""
+        return {
+            "kind": self.kind,
+            "interval": self.interval,
+            "timeout": self.timeout,
+            "failures_before_critical": self.failures_before_critical,
+            "successes_before_passing": self.successes_before_passing,
+            "degraded_latency_ms": self.degraded_latency_ms,
+            "deregister_after": self.deregister_after,
+        }
+
+    @classmethod
+    def resolve(
+        cls, declared: dict[str, Any] | None, *, protocol: str, ttl: int | None
+    ) -> CheckSpec:
+        """A spec from a declared (or stored) check; absent fields take the defaults.
+
+        Stored records were validated when written; anything unreadable here (a record
+        written by hand or by another tool) falls back to the defaults rather than failing.
+        """
+        declared = declared or {}
+        kind = declared.get("kind") or default_check_kind(protocol, ttl)
+        if kind not in ("http", "tcp", "ttl"):
+            kind = default_check_kind(protocol, ttl)
+
+        def number(name: str, default: float) -> float:
+            value = declared.get(name)
+            return float(value) if isinstance(value, int | float) and value > 0 else default
+
+        deregister_after = declared.get("deregister_after")
+        return cls(
+            kind=kind,
+            interval=number("interval", DEFAULT_INTERVAL),
+            timeout=number("timeout", DEFAULT_TIMEOUT),
+            failures_before_critical=int(
+                number("failures_before_critical", DEFAULT_FAILURES_BEFORE_CRITICAL)
+            ),
+            successes_before_passing=int(
+                number("successes_before_passing", DEFAULT_SUCCESSES_BEFORE_PASSING)
+            ),
+            degraded_latency_ms=number("degraded_latency_ms", DEFAULT_DEGRADED_LATENCY_MS),
+            deregister_after=(
+                float(deregister_after)
+                if isinstance(deregister_after, int | float) and deregister_after > 0
+                else None
+            ),
+        )
+
+
+def latency_bucket_changed(old: float | None, new: float | None) -> bool:
+    """Whether latency moved enough to be worth a backend write: a factor of 2 or more.
+
+    Compared on a log2 scale from the last *written* value (not bucket edges), so a
+    latency hovering around a boundary does not cause a write per probe. Values under
+    1 ms count as 1 ms.
+    """
+    if old is None or new is None:
+        return old is not new
+    return abs(math.log2(max(new, 1.0)) - math.log2(max(old, 1.0))) >= 1.0
+
+
+@dataclass
+class HealthTracker:
+    """One instance's health, fed probe outcomes in order (see the module docstring)."""
+
+    spec: CheckSpec
+    status: str = "healthy"
+    checked: bool = False
+    consecutive_successes: int = 0
+    consecutive_failures: int = 0
+    consecutive_slow: int = 0
+    consecutive_fast: int = 0
+    latency_ms: float | None = None
+    """Short EWMA of passing probes' latency: the reported ``latency``."""
+    baseline_ms: float | None = None
+    """Long EWMA of the same: the trend's reference."""
+    outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=SUCCESS_WINDOW))
+    last_check: float | None = None
+    critical_since: float | None = None
+    output: str = ""
+    _written: dict[str, Any] | None = None
+    _written_at: float = 0.0
+
+    @classmethod
+    def from_record(cls, spec: CheckSpec, record: dict[str, Any] | None) -> HealthTracker:
+        """Continue from a stored result (a new leader taking over), not from scratch."""
+        tracker = cls(spec)
+        if not record:
+            return tracker
+        status = record.get("status")
+        if status in ("healthy", "degraded", "critical"):
+            tracker.status = status
+            tracker.checked = True
+        latency = record.get("latency")
+        if isinstance(latency, int | float):
+            tracker.latency_ms = tracker.baseline_ms = float(latency)
+        tracker.last_check = parse_iso_utc(record.get("last_check"))
+        tracker.critical_since = parse_iso_utc(record.get("critical_since"))
+        if tracker.status == "critical" and tracker.critical_since is None:
+            tracker.critical_since = tracker.last_check
+        rate = record.get("success_rate")
+        if isinstance(rate, int | float) and 0 <= rate <= 1:
+            passed = round(rate * 10)
+            tracker.outcomes.extend([True] * passed + [False] * (10 - passed))
+        tracker._written = tracker._summary()
+        tracker._written_at = tracker.last_check or 0.0
+        return tracker
+
+    # -- feeding -------------------------------------------------------------------
+
+    def observe(self, passed: bool, latency_ms: float | None, now: float, output: str = "") -> str:
+        """Apply one probe outcome; return the status afterwards."""
+        first = not self.checked
+        self.checked = True
+        self.last_check = now
+        self.output = output
+        self.outcomes.append(passed)
+        if passed:
+            self._on_pass(latency_ms, first)
+        else:
+            self._on_fail(first, now)
+        return self.status
+
+    def _on_pass(self, latency_ms: float | None, first: bool) -> None:
+        spec = self.spec
+        self.consecutive_failures = 0
+        self.consecutive_successes += 1
+        slow = latency_ms is not None and latency_ms > spec.degraded_latency_ms
+        if latency_ms is not None:
+            self.latency_ms = _ewma(self.latency_ms, latency_ms, SHORT_EWMA_ALPHA)
+            self.baseline_ms = _ewma(self.baseline_ms, latency_ms, LONG_EWMA_ALPHA)
+        if slow:
+            self.consecutive_slow += 1
+            self.consecutive_fast = 0
+        else:
+            self.consecutive_fast += 1
+            self.consecutive_slow = 0
+        if self.status == "critical":
+            if self.consecutive_successes >= spec.successes_before_passing:
+                self.status = "degraded" if slow else "healthy"
+                self.critical_since = None
+        elif self.status == "healthy":
+            if self.consecutive_slow >= spec.failures_before_critical or (first and slow):
+                self.status = "degraded"
+        elif self.consecutive_fast >= spec.successes_before_passing:
+            self.status = "healthy"
+
+    def _on_fail(self, first: bool, now: float) -> None:
+        self.consecutive_successes = 0
+        self.consecutive_failures += 1
+        if self.status != "critical" and (
+            first or self.consecutive_failures >= self.spec.failures_before_critical
+        ):
+            self.status = "critical"
+            self.critical_since = now
+
+    # -- derived figures -----------------------------------------------------------
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of passing probes among the last :data:`SUCCESS_WINDOW`."""
+        if not self.outcomes:
+            return None
+        return sum(self.outcomes) / len(self.outcomes)
+
+    @property
+    def latency_trend(self) -> float | None:
+        """Short EWMA over long EWMA latency: above 1 means getting slower."""
+        if self.latency_ms is None or not self.baseline_ms:
+            return None
+        return self.latency_ms / self.baseline_ms
+
+    def critical_for(self, now: float) -> float:
+        """Seconds the instance has been critical (0 when it is not)."""
+        if self.status != "critical" or self.critical_since is None:
+            return 0.0
+        return max(0.0, now - self.critical_since)
+
+    def should_deregister(self, now: float) -> bool:
+        """Whether ``deregister_after`` has run out."""
+        limit = self.spec.deregister_after
+        return limit is not None and self.critical_for(now) >= limit
+
+    # -- writing -------------------------------------------------------------------
+
+    def record(self) -> dict[str, Any]:
+        """The stored result under ``health/<service>/<instance>``."""
+        rate = self.success_rate
+        trend = self.latency_trend
+        return {
+            "status": self.status,
+            "latency": round(self.latency_ms) if self.latency_ms is not None else None,
+            "last_check": iso_utc(self.last_check) if self.last_check is not None else None,
+            "success_rate": round(rate, 3) if rate is not None else None,
+            "latency_trend": round(trend, 2) if trend is not None else None,
+            "consecutive_failures": self.consecutive_failures,
+            "consecutive_successes": self.consecutive_successes,
+            "critical_since": (
+                iso_utc(self.critical_since) if self.critical_since is not None else None
+            ),
+            "check": self.spec.kind,
+            "output": self.output[:512],
+        }
+
+    def _summary(self) -> dict[str, Any]:
+        trend = self.latency_trend
+        return {
+            "status": self.status,
+            "latency": self.latency_ms,
+            "success_rate": self.success_rate,
+            "trend": _trend_class(trend),
+        }
+
+    def should_write(self, now: float, refresh_seconds: float) -> bool:
+        """Whether the latest result differs meaningfully from the last one written.
+
+        Meaningful: the first result; a status change; latency moved by a factor of 2
+        (:func:`latency_bucket_changed`); the success rate moved by 0.1 or more; the
+        latency trend changed class (rising / steady / falling); or ``refresh_seconds``
+        passed since the last write (so ``last_check`` in the backend never gets older
+        than that while probing works).
+        """
+        if self.last_check is None:
+            return False
+        written = self._written
+        if written is None or now - self._written_at >= refresh_seconds:
+            return True
+        current = self._summary()
+        if current["status"] != written["status"] or current["trend"] != written["trend"]:
+            return True
+        if latency_bucket_changed(written["latency"], current["latency"]):
+            return True
+        old_rate, new_rate = written["success_rate"], current["success_rate"]
+        return old_rate is None or new_rate is None or abs(new_rate - old_rate) >= 0.1
+
+    def mark_written(self, now: float) -> None:
+        """Remember what was just written (after the backend accepted it)."""
+        self._written = self._summary()
+        self._written_at = now
+
+
+def _ewma(previous: float | None, sample: float, alpha: float) -> float:
+    return sample if previous is None else previous + alpha * (sample - previous)
+
+
+def _trend_class(trend: float | None) -> str:
+    if trend is None:
+        return "unknown"
+    if trend > 1.5:
+        return "rising"
+    if trend < 1 / 1.5:
+        return "falling"
+    return "steady"

@@ -1,0 +1,336 @@
+"""The active health prober: runs on the elected replica only (see ``facade.leader``).
+
+One scheduler task keeps a heap of due probes; each probe runs as its own task but at
+most ``concurrency`` run at once (a semaphore), HTTP through one shared
+``httpx.AsyncClient`` and TCP through ``asyncio.open_connection``. Schedules are fixed
+rate (``next = previous due + interval``), so a slow round does not drift; a probe still
+running when its next turn comes is skipped and counted, never stacked. How late probes
+start against their schedule is recorded (:meth:`HealthProber.stats`).
+
+Results go through :class:`facade.checks.HealthTracker` and are written to
+``health/<service>/<instance>`` only when they change meaningfully
+(:meth:`~facade.checks.HealthTracker.should_write`), so a steady fleet costs one write
+per instance per ``refresh_seconds``, not one per probe. Probe outcomes of instances that
+discovery currently offers also feed the service's circuit breakers; outcomes of
+instances already critical do not (health has removed them already, counting them again
+would trip the whole service for one dead instance). Instances critical for longer than
+their check's ``deregister_after`` are deregistered; health records left behind by
+instances that vanished (an expired lease) are deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from adapters import Backend
+from facade.catalog import CatalogIndex, Instance, endpoint_url, health_key
+from facade.checks import CheckSpec, HealthTracker
+from facade.circuits import CircuitBreakers
+from facade.registry import RegistryService
+from facade.view import StateView
+from shared.errors import HubError, InstanceNotFound
+
+log = logging.getLogger("central_hub.prober")
+
+MAX_IDLE_WAIT = 0.25
+"""Longest the scheduler sleeps, so catalog changes are picked up promptly."""
+
+
+@dataclass
+class _Target:
+    service: str
+    instance: Instance
+    tracker: HealthTracker
+    generation: int = 0
+    in_flight: bool = False
+
+
+@dataclass
+class ProbeStats:
+    """What the prober did in its current term."""
+
+    probes: int = 0
+    failures: int = 0
+    skipped_still_running: int = 0
+    writes: int = 0
+    write_errors: int = 0
+    deregistered: int = 0
+    lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=50_000))
+
+    def summary(self) -> dict[str, Any]:
+        """Counts plus start-lag percentiles (ms) over the most recent probes."""
+        lags = sorted(self.lag_ms)
+
+        def pct(q: float) -> float | None:
+            return round(lags[min(len(lags) - 1, int(q * len(lags)))], 2) if lags else None
+
+        return {
+            "probes": self.probes,
+            "failures": self.failures,
+            "skipped_still_running": self.skipped_still_running,
+            "writes": self.writes,
+            "write_errors": self.write_errors,
+            "deregistered": self.deregistered,
+            "lag_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": lags[-1] if lags else None},
+        }
+
+
+async def probe_once(
+    client: httpx.AsyncClient, instance: Instance, spec: CheckSpec
+) -> tuple[bool, float | None, str]:
+    """Run one check: (passed, latency in ms, output). Never raises for a failed check."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with asyncio.timeout(spec.timeout):
+            if spec.kind == "http":
+                scheme = instance.protocol if instance.protocol in ("http", "https") else "http"
+                url = endpoint_url(scheme, instance.host, instance.port) + instance.health_endpoint
+                response = await client.get(url)
+                latency = (loop.time() - started) * 1000
+                passed = 200 <= response.status_code < 300
+                return passed, latency, f"HTTP {response.status_code}"
+            _, writer = await asyncio.open_connection(instance.host, instance.port)
+            latency = (loop.time() - started) * 1000
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return True, latency, "TCP connect succeeded"
+    except TimeoutError:
+        return False, None, f"timed out after {spec.timeout:g}s"
+    except (httpx.HTTPError, OSError) as exc:
+        return False, None, f"{type(exc).__name__}: {exc}"[:512]
+
+
+class HealthProber:
+    """Probes every instance with an HTTP or TCP check and records the results."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        view: StateView,
+        catalog: CatalogIndex,
+        circuits: CircuitBreakers,
+        registry: RegistryService,
+        *,
+        concurrency: int = 100,
+        refresh_seconds: float = 60.0,
+    ) -> None:
+        self.backend = backend
+        self.view = view
+        self.catalog = catalog
+        self.circuits = circuits
+        self.registry = registry
+        self.concurrency = concurrency
+        self.refresh_seconds = refresh_seconds
+        self.stats = ProbeStats()
+        self._targets: dict[tuple[str, str], _Target] = {}
+        self._heap: list[tuple[float, int, tuple[str, str], int]] = []
+        self._seq = itertools.count()
+        self._seen_version = -1
+        self._task: asyncio.Task[None] | None = None
+        self._probes: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+        self._rng = random.Random()
+
+    @property
+    def running(self) -> bool:
+        """Whether this replica is probing now."""
+        return self._task is not None
+
+    async def start(self) -> None:
+        """Begin probing (called when this replica becomes leader)."""
+        if self._task is not None:
+            return
+        self.stats = ProbeStats()
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=2 * self.concurrency
+            ),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._seen_version = -1
+        self._task = asyncio.create_task(self._run(), name="health-prober")
+        log.info("health prober started")
+
+    async def stop(self) -> None:
+        """Stop probing and forget every schedule (called on losing leadership)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        probes = list(self._probes)
+        for probe in probes:
+            probe.cancel()
+        await asyncio.gather(*probes, return_exceptions=True)
+        self._probes.clear()
+        self._targets.clear()
+        self._heap.clear()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        log.info("health prober stopped")
+
+    def describe(self) -> dict[str, Any]:
+        """Whether probing runs here, how many targets, and the term's statistics."""
+        return {
+            "running": self.running,
+            "targets": len(self._targets),
+            "in_flight": len(self._probes),
+            **self.stats.summary(),
+        }
+
+    # -- scheduling -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        semaphore = asyncio.Semaphore(self.concurrency)
+        first = True
+        while True:
+            if self.catalog.catalog_version != self._seen_version:
+                self._reconcile(loop.time(), spread=first)
+                first = False
+            now = loop.time()
+            while self._heap and self._heap[0][0] <= now:
+                due, _, key, generation = heapq.heappop(self._heap)
+                target = self._targets.get(key)
+                if target is None or target.generation != generation:
+                    continue  # removed or rescheduled since
+                interval = target.tracker.spec.interval
+                next_due = due + interval
+                if next_due <= now:  # fell a whole interval behind: restart the rhythm
+                    next_due = now + interval
+                self._push(next_due, key, generation)
+                if target.in_flight:
+                    self.stats.skipped_still_running += 1
+                    continue
+                target.in_flight = True
+                task = asyncio.create_task(self._probe(target, due, semaphore))
+                self._probes.add(task)
+                task.add_done_callback(self._probes.discard)
+            wait = MAX_IDLE_WAIT
+            if self._heap:
+                wait = min(wait, max(0.0, self._heap[0][0] - loop.time()))
+            await asyncio.sleep(wait)
+
+    def _push(self, due: float, key: tuple[str, str], generation: int) -> None:
+        heapq.heappush(self._heap, (due, next(self._seq), key, generation))
+
+    def _reconcile(self, now: float, *, spread: bool) -> None:
+        """Match the schedule to the catalog: add, update and drop targets.
+
+        New instances are probed at once; at the start of a term the first probes are
+        spread over one interval so a thousand instances are not probed in one burst.
+        """
+        self._seen_version = self.catalog.catalog_version
+        present: set[tuple[str, str]] = set()
+        orphans: list[str] = []
+        for service, state in self.catalog.services.items():
+            orphans.extend(
+                health_key(service, iid) for iid in state.health if iid not in state.instances
+            )
+            for iid, inst in state.instances.items():
+                spec = inst.check_spec
+                if not spec.probed:
+                    continue
+                key = (service, iid)
+                present.add(key)
+                target = self._targets.get(key)
+                if target is None:
+                    tracker = HealthTracker.from_record(spec, state.health.get(iid))
+                    target = self._targets[key] = _Target(service, inst, tracker)
+                    delay = self._rng.uniform(0, spec.interval) if spread else 0.0
+                    self._push(now + delay, key, target.generation)
+                elif target.instance.revision != inst.revision:
+                    target.instance = inst
+                    if target.tracker.spec != spec:
+                        target.tracker.spec = spec
+                        target.generation += 1
+                        self._push(now, key, target.generation)
+        for key in [k for k in self._targets if k not in present]:
+            del self._targets[key]
+        if orphans:
+            task = asyncio.create_task(self._delete_orphans(orphans))
+            self._probes.add(task)
+            task.add_done_callback(self._probes.discard)
+
+    # -- one probe ------------------------------------------------------------------
+
+    async def _probe(self, target: _Target, due: float, semaphore: asyncio.Semaphore) -> None:
+        key = (target.service, target.instance.instance_id)
+        try:
+            async with semaphore:
+                self.stats.lag_ms.append(max(0.0, asyncio.get_running_loop().time() - due) * 1000)
+                assert self._client is not None
+                passed, latency, output = await probe_once(
+                    self._client, target.instance, target.tracker.spec
+                )
+            if self._targets.get(key) is not target:
+                return  # deregistered or re-scheduled while probing
+            await self._record(target, passed, latency, output)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("probe of %s/%s failed unexpectedly", *key)
+        finally:
+            target.in_flight = False
+
+    async def _record(
+        self, target: _Target, passed: bool, latency: float | None, output: str
+    ) -> None:
+        tracker = target.tracker
+        service, iid = target.service, target.instance.instance_id
+        now = time.time()
+        self.stats.probes += 1
+        if not passed:
+            self.stats.failures += 1
+        offered = tracker.status in ("healthy", "degraded")
+        tracker.observe(passed, latency, now, output)
+        if tracker.should_write(now, self.refresh_seconds):
+            try:
+                await self.backend.put(health_key(service, iid), orjson.dumps(tracker.record()))
+                tracker.mark_written(now)
+                self.stats.writes += 1
+            except HubError as exc:
+                self.stats.write_errors += 1
+                log.warning("could not record health of %s/%s: %s", service, iid, exc)
+        if offered:
+            try:
+                await self.circuits.record(service, passed, latency, now=now)
+            except HubError as exc:
+                log.warning("could not record a circuit change of %s: %s", service, exc)
+        if tracker.should_deregister(now):
+            log.warning(
+                "deregistering %s/%s: critical for %.0fs", service, iid, tracker.critical_for(now)
+            )
+            try:
+                await self.registry.deregister(service, iid)
+                self.stats.deregistered += 1
+            except InstanceNotFound:
+                pass
+            except HubError as exc:  # stays scheduled; the next probe tries again
+                log.warning("could not deregister %s/%s: %s", service, iid, exc)
+                return
+            self._targets.pop((service, iid), None)
+
+    async def _delete_orphans(self, keys: list[str]) -> None:
+        for key in keys:
+            kv = self.view.get(key)
+            if kv is None:
+                continue
+            with contextlib.suppress(HubError):  # re-registered meanwhile, or backend down
+                await self.backend.delete(key, if_revision=kv.mod_revision)
