@@ -10,12 +10,16 @@ Mapping
   ``ModifyIndex``, so ``if_revision`` compare-and-set is Consul's own CAS. A key's
   ``mod_revision`` is its ``ModifyIndex``, ``create_revision`` its ``CreateIndex``, and
   ``version`` is kept in the entry's opaque ``Flags`` (Consul has no per-key version).
-* **Leases** are Consul sessions (``Behavior=delete``, ``LockDelay=0s``, TTL clamped to
-  Consul's 10s..86400s). A key put with a lease is *acquired* by the session (txn ``lock``),
-  so Consul deletes it when the session is destroyed or expires. Lease ids are 60-bit
-  integers derived from the session UUID (the hub serialises them with orjson, which only
-  takes 64-bit integers); the UUID behind each id is kept at
-  ``<kv_prefix>.consul/leases/<id>``, itself held by the session, so it vanishes with it.
+* **Leases** are Consul sessions (``Behavior=delete``, ``LockDelay=0s``). A key put with a
+  lease is *acquired* by the session (txn ``lock``), so Consul deletes it when the session
+  is destroyed or expires. Consul's session TTL is at least 10s and Consul may take twice
+  that to expire one, so the hub enforces the lease's own TTL: the lease record holds a
+  deadline that each keep-alive moves, and every backend instance destroys sessions past
+  their deadline (Consul's TTL, ``max(ttl, 10s)``, remains the backstop when no hub runs).
+  Lease ids are 60-bit integers derived from the session UUID (the hub serialises them
+  with orjson, which only takes 64-bit integers); the session behind each id, the TTL and
+  the deadline are kept in ``<kv_prefix>.consul/leases/<id>``, itself held by the
+  session, so it vanishes with it.
 * **Catalog**: :meth:`ConsulBackend.put_instance` registers an agent service (ID = instance
   id, ``Tags``, ``Meta`` carrying the hub's fields, ``Weights``, the instance's check as a
   Consul HTTP/TCP/TTL check); Consul runs the checks. Every service in the catalog, whether
@@ -45,8 +49,10 @@ Where the backend contract bends (documented in ``docs/consul.md`` too)
   made through this backend are not: each write returns only after the feed has seen it.
 * Events from the KV feed and the catalog feed are each in revision order; between the two
   they are in the order this process learned of them.
-* Lease TTLs below 10 s become 10 s (Consul's minimum), and Consul may take up to twice
-  the TTL to invalidate an expired session.
+* Lease expiry is enforced by the hub's reapers (every ``reap_interval``, after a
+  ``reap_grace`` for keep-alives made through other replicas), on wall-clock deadlines:
+  replicas' clocks should agree to well under a second. A keep-alive costs two requests
+  (session renew, lease record write).
 * ``get``/``range`` of ``catalog/`` and ``health/`` keys answer from the feed's latest
   catalog snapshot, not a fresh read.
 
@@ -71,6 +77,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -193,7 +200,8 @@ class _Journal:
     """Every change with a revision above this is held (as far as the feeds saw it)."""
     head: int = 0
     """The highest revision the feeds have reached."""
-    error: HubError | None = None
+    errors: dict[str, HubError] = field(default_factory=dict)
+    """The current failure of each feed ("kv", "catalog"); watchers raise the first."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def append(self, batch: Iterable[WatchEvent], reached: int) -> None:
@@ -238,6 +246,8 @@ class ConsulBackend(Backend):
         write_visibility_timeout: float = 10.0,
         journal_size: int = 100_000,
         progress_interval: float = 1.0,
+        reap_interval: float = 0.25,
+        reap_grace: float = 0.5,
         ignored_services: Iterable[str] = ("consul",),
         verify: bool | str = True,
     ) -> None:
@@ -259,6 +269,8 @@ class ConsulBackend(Backend):
         self.request_timeout = request_timeout
         self.write_visibility_timeout = write_visibility_timeout
         self.progress_interval = progress_interval
+        self.reap_interval = reap_interval
+        self.reap_grace = reap_grace
         self.ignored_services = frozenset(ignored_services)
         self.verify = verify
         self._journal_size = journal_size
@@ -279,6 +291,9 @@ class ConsulBackend(Backend):
         self._catalog_dirty = asyncio.Event()
         self._lease_sessions: dict[int, str] = {}
         self._live_leases: set[int] = set()
+        # lease id -> (session, ttl, deadline as epoch seconds), from the feed and our own
+        # keep-alives; the reaper ends sessions past their deadline.
+        self._lease_deadlines: dict[int, tuple[str, int, float]] = {}
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -294,7 +309,9 @@ class ConsulBackend(Backend):
         try:
             await self._run(self._call, lambda c: c.status.leader())
             kv_index, items = await self._run(self._kv_list, self.kv_prefix, None)
-            self._kv_state, self._live_leases = _split_internal(items)
+            self._kv_state, leases = _split_internal(items)
+            self._live_leases = set(leases)
+            self._lease_deadlines = dict(leases)
             self._kv_index = kv_index
             await self._refresh_catalog(initial=True)
         except BaseException:
@@ -308,13 +325,14 @@ class ConsulBackend(Backend):
             ),
             asyncio.create_task(self._catalog_trigger("checks"), name="consul-health-feed"),
             asyncio.create_task(self._catalog_refresher(), name="consul-catalog-refresher"),
+            asyncio.create_task(self._reap_leases(), name="consul-lease-reaper"),
         ]
 
     async def close(self) -> None:
         if self._closed and self._executor is None:
             return
         self._closed = True
-        self._journal.error = BackendUnavailable("the Consul backend was closed")
+        self._journal.errors["closed"] = BackendUnavailable("the Consul backend was closed")
         self._journal.notify()
         self._catalog_dirty.set()
         for task in self._tasks:
@@ -626,15 +644,19 @@ class ConsulBackend(Backend):
     async def grant_lease(self, ttl: int) -> Lease:
         if ttl < 1:
             raise InvalidRequest("a lease TTL must be at least 1 second")
-        effective = min(max(ttl, MIN_SESSION_TTL), MAX_SESSION_TTL)
-        lease_id, session = await self._run(self._grant_sync, effective)
+        if ttl > MAX_SESSION_TTL:
+            raise InvalidRequest(f"a lease TTL must be at most {MAX_SESSION_TTL} seconds")
+        lease_id, session, deadline = await self._run(self._grant_sync, ttl)
         self._lease_sessions[lease_id] = session
-        return Lease(id=lease_id, ttl=effective)
+        self._lease_deadlines[lease_id] = (session, ttl, deadline)
+        return Lease(id=lease_id, ttl=ttl)
 
-    def _grant_sync(self, ttl: int) -> tuple[int, str]:
+    def _grant_sync(self, ttl: int) -> tuple[int, str, float]:
         body = {
             "Name": "central-hub lease",
-            "TTL": f"{ttl}s",
+            # Consul's own expiry is the safety net for when no hub replica runs; it takes
+            # 10s at least and may take twice the TTL, so the hub enforces `ttl` itself.
+            "TTL": f"{min(max(ttl, MIN_SESSION_TTL), MAX_SESSION_TTL)}s",
             "Behavior": "delete",
             # Consul's default 15s lock delay would block re-binding a key for 15s after
             # its lease ends; the hub relies on revisions, not lock delay, for safety.
@@ -653,56 +675,72 @@ class ConsulBackend(Backend):
 
         session = self._call(create)
         lease_id = _lease_id(session)
-        committed, _, errors = self._txn(
+        deadline = time.time() + ttl
+        if not self._write_lease_record(lease_id, session, ttl, deadline):
+            raise BackendUnavailable(f"Consul refused to record lease {lease_id}")
+        return lease_id, session, deadline
+
+    def _write_lease_record(self, lease_id: int, session: str, ttl: int, deadline: float) -> bool:
+        """Write the lease's record, held by its own session; False if the session is gone."""
+        record = json.dumps({"session": session, "ttl": ttl, "deadline": deadline}).encode()
+        committed, _, _ = self._txn(
             [
                 {
                     "KV": {
                         "Verb": "lock",
                         "Key": self._lease_key(lease_id),
-                        "Value": base64.b64encode(session.encode()).decode(),
+                        "Value": base64.b64encode(record).decode(),
                         "Session": session,
                     }
                 }
             ]
         )
-        if not committed:
-            raise BackendUnavailable(f"Consul refused to record lease {lease_id}: {errors}")
-        return lease_id, session
+        return committed
+
+    async def _lease_of(self, lease_id: int) -> tuple[str, int, float]:
+        """(session, ttl, deadline) of a live lease; LeaseNotFound otherwise."""
+
+        def lookup(c: consul.Consul) -> tuple[str, int, float] | None:
+            _, entry = c.kv.get(self._lease_key(lease_id))
+            value = entry.get("Value") if entry else None
+            return _parse_lease_record(bytes(value)) if value else None
+
+        found = await self._run(self._call, lookup)
+        if found is None:
+            self._lease_sessions.pop(lease_id, None)
+            raise LeaseNotFound(f"lease {lease_id} does not exist or has expired")
+        self._lease_sessions[lease_id] = found[0]
+        return found
 
     async def _session_of(self, lease_id: int) -> str:
         session = self._lease_sessions.get(lease_id)
         if session is not None:
             return session
-
-        def lookup(c: consul.Consul) -> str | None:
-            _, entry = c.kv.get(self._lease_key(lease_id))
-            value = entry.get("Value") if entry else None
-            return bytes(value).decode() if value else None
-
-        found = await self._run(self._call, lookup)
-        if found is None:
-            raise LeaseNotFound(f"lease {lease_id} does not exist or has expired")
-        self._lease_sessions[lease_id] = found
-        return found
+        return (await self._lease_of(lease_id))[0]
 
     async def keep_alive(self, lease_id: int) -> int:
-        session = await self._session_of(lease_id)
+        session, ttl, deadline = await self._lease_of(lease_id)
+        if deadline <= time.time():
+            # Past its deadline but not reaped yet: it has expired all the same.
+            await self._end_session(session)
+            raise LeaseNotFound(f"lease {lease_id} has expired")
 
-        def renew(c: consul.Consul) -> int | None:
+        def renew(c: consul.Consul) -> bool:
             answer = c.http.put(
-                CB.json(),
+                CB.json(),  # 404 (the session is gone) reads as None
                 f"/v1/session/renew/{session}",
                 params=self._params(),
                 headers=c.prepare_headers(),
             )
-            if not answer:  # 404: the session is gone
-                return None
-            return _seconds(answer[0].get("TTL"))
+            return bool(answer)
 
-        ttl = await self._run(self._call, renew)
-        if ttl is None:
+        new_deadline = time.time() + ttl
+        if not await self._run(self._call, renew) or not await self._run(
+            self._write_lease_record, lease_id, session, ttl, new_deadline
+        ):
             self._lease_sessions.pop(lease_id, None)
             raise LeaseNotFound(f"lease {lease_id} does not exist or has expired")
+        self._lease_deadlines[lease_id] = (session, ttl, new_deadline)
         return ttl
 
     async def revoke_lease(self, lease_id: int) -> None:
@@ -711,14 +749,32 @@ class ConsulBackend(Backend):
         except LeaseNotFound:
             return
         self._lease_sessions.pop(lease_id, None)
-        await self._run(
-            self._call,
-            lambda c: c.session.destroy(session, dc=self.datacenter),
-        )
+        self._lease_deadlines.pop(lease_id, None)
+        await self._end_session(session)
         # Return once the feed has seen the session's keys go, like a local revoke would.
         await self._wait_for(
             lambda: not any(kv.lease == lease_id for kv in self._kv_state.values())
         )
+
+    async def _end_session(self, session: str) -> None:
+        await self._run(self._call, lambda c: c.session.destroy(session, dc=self.datacenter))
+
+    async def _reap_leases(self) -> None:
+        """End leases past their deadline (every replica does it; destroy is idempotent)."""
+        while not self._closed:
+            await asyncio.sleep(self.reap_interval)
+            now = time.time()
+            expired = [
+                (lease_id, session)
+                for lease_id, (session, _, deadline) in self._lease_deadlines.items()
+                # The grace lets a keep-alive by another replica reach this one's feed.
+                if deadline + self.reap_grace <= now
+            ]
+            for lease_id, session in expired:
+                self._lease_deadlines.pop(lease_id, None)
+                self._lease_sessions.pop(lease_id, None)
+                with contextlib.suppress(HubError):
+                    await self._end_session(session)
 
     async def compact(self, revision: int) -> None:
         """Forget the in-memory watch history before ``revision`` (Consul keeps none)."""
@@ -825,24 +881,33 @@ class ConsulBackend(Backend):
                 if self._closed:
                     return
                 failures += 1
-                self._journal.error = exc
+                self._journal.errors["kv"] = exc
                 self._journal.notify()
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
                 continue
             except HubError as exc:  # e.g. permission denied: report, retry slowly
-                self._journal.error = exc
+                self._journal.errors["kv"] = exc
                 self._journal.notify()
                 await asyncio.sleep(5.0)
                 continue
             failures = 0
-            self._journal.error = None
+            self._journal.errors.pop("kv", None)
             # Consul's documented rules for blocking loops: an index that goes backwards
             # resets the query to 0; an index must be at least 1 to block.
             query_index = 0 if index < query_index else max(index, 1)
-            new_state, live_leases = _split_internal(items)
+            new_state, leases = _split_internal(items)
+            live_leases = set(leases)
             if self._live_leases - live_leases:
                 self._catalog_dirty.set()  # a lease ended: its instances go (see below)
             self._live_leases = live_leases
+            for lease_id, (session, ttl, deadline) in leases.items():
+                known = self._lease_deadlines.get(lease_id)
+                if known is None or known[2] < deadline:
+                    self._lease_deadlines[lease_id] = (session, ttl, deadline)
+            for lease_id in set(self._lease_deadlines) - live_leases:
+                # Gone from Consul; keep only leases granted here and not yet seen.
+                if self._lease_deadlines[lease_id][2] < time.time():
+                    del self._lease_deadlines[lease_id]
             reached = max(index, self._kv_index)
             events = _diff(self._kv_state, new_state, reached, self._deleted)
             self._kv_state = new_state
@@ -886,7 +951,7 @@ class ConsulBackend(Backend):
             try:
                 await self._refresh_catalog(initial=False)
             except HubError as exc:
-                self._journal.error = exc
+                self._journal.errors["catalog"] = exc
                 self._journal.notify()
                 await asyncio.sleep(1.0)
                 self._catalog_dirty.set()
@@ -914,6 +979,7 @@ class ConsulBackend(Backend):
                 version=(old.version + 1) if old else 1,
                 lease=_record_lease(value) if key.startswith(CATALOG_PREFIX) else None,
             )
+        self._journal.errors.pop("catalog", None)
         reached = max(index, self._catalog_index)
         events = [] if initial else _diff(self._catalog_state, new_state, reached, self._deleted)
         self._catalog_state = new_state
@@ -1035,8 +1101,8 @@ class ConsulBackend(Backend):
                 if event.revision >= start_revision and event.key.startswith(prefix):
                     yield event
                     progress = max(progress, event.revision)
-            if journal.error is not None and not pending:
-                raise journal.error
+            if journal.errors and not pending:
+                raise next(iter(journal.errors.values()))
             if journal.head > progress:
                 progress = journal.head
                 yield WatchEvent(type=EventType.PROGRESS, key="", revision=progress)
@@ -1249,18 +1315,30 @@ def _diff(
     return events
 
 
-def _split_internal(items: list[KeyValue]) -> tuple[dict[str, KeyValue], set[int]]:
-    """The hub's keys by name, and the ids of live leases (from their records)."""
+def _split_internal(
+    items: list[KeyValue],
+) -> tuple[dict[str, KeyValue], dict[int, tuple[str, int, float]]]:
+    """The hub's keys by name, and the live leases' (session, ttl, deadline) by id."""
     state: dict[str, KeyValue] = {}
-    leases: set[int] = set()
+    leases: dict[int, tuple[str, int, float]] = {}
     lease_dir = f"{INTERNAL_DIR}leases/"
     for kv in items:
         if kv.key.startswith(lease_dir):
+            parsed = _parse_lease_record(kv.value)
             with contextlib.suppress(ValueError):
-                leases.add(int(kv.key[len(lease_dir) :]))
+                if parsed is not None:
+                    leases[int(kv.key[len(lease_dir) :])] = parsed
         elif not kv.key.startswith(INTERNAL_DIR):
             state[kv.key] = kv
     return state, leases
+
+
+def _parse_lease_record(value: bytes) -> tuple[str, int, float] | None:
+    try:
+        record = json.loads(value)
+        return str(record["session"]), int(record["ttl"]), float(record["deadline"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _check_revision(key: str, actual: int, expected: int | None) -> None:

@@ -13,17 +13,21 @@ base64, and fields at their default value are omitted (a failed txn has no
 
 Failure handling, all translated into :mod:`shared.errors` at this edge:
 
-* several endpoints: a connection error moves on to the next endpoint;
-* writes use a short timeout: a member that accepts the request but cannot commit it
-  (no leader, no quorum) is reported as :class:`~shared.errors.NoQuorum` within about
-  ``write_timeout`` seconds instead of etcd's own 7-9 s;
+* several endpoints: a connection error (or a member that does not answer a short
+  status probe) moves on to the next endpoint; a write whose connection broke after it
+  was sent is not repeated (it may have been applied);
+* writes and linearizable reads first probe the member for a leader: without one, the
+  write is refused at once as :class:`~shared.errors.NoQuorum` and never proposed; a
+  write that a member accepts but does not commit within ``write_timeout`` is also
+  NoQuorum (within about 2 s, not etcd's own 7-9 s; etcd may still apply it if quorum
+  returns);
 * range reads fall back to a serializable (member-local) read when a linearizable one
   cannot be served, so a hub that starts or resyncs during quorum loss still sees data;
 * watch: etcd3gw's watcher blocks forever when its member dies, so this module runs its
-  own stream over ``/v3/watch`` in a thread, with progress notifications and a liveness
-  check of the member whenever the stream is silent; a dead or leaderless member ends
+  own stream over ``/v3/watch`` in a thread, with progress notifications and a probe of
+  the member every ``watch_liveness_interval``; a dead, hung or leaderless member ends
   the watch with :class:`~shared.errors.BackendUnavailable` (the caller resumes from its
-  last revision + 1), a compacted start revision with
+  last revision + 1, on another member), a compacted start revision with
   :class:`~shared.errors.RevisionCompacted`.
 
 etcd3gw and requests are synchronous: every call runs in a thread pool, never on the
@@ -35,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import enum
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -99,13 +104,27 @@ def _int(value: Any) -> int:
     return int(value) if value else 0
 
 
+class _Mode(enum.Enum):
+    """How a request is sent: which timeout, and whether the member must have a leader."""
+
+    WRITE = "write"
+    """Needs a leader; short write timeout; a timeout means NoQuorum."""
+    READ = "read"
+    """A linearizable read: needs a leader; read timeout."""
+    LOCAL = "local"
+    """Answered by the member alone (status, serializable reads); read timeout."""
+    PROBE = "probe"
+    """A status probe with the short probe timeout."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Endpoint:
-    """One member's gateway address with its clients (reads and writes differ in timeout)."""
+    """One member's gateway address with its clients (one per timeout)."""
 
     url: str
     reader: Etcd3Client
     writer: Etcd3Client
+    prober: Etcd3Client
 
 
 class _Unreachable(Exception):
@@ -131,6 +150,7 @@ class EtcdBackend(Backend):
         connect_timeout: float = 0.5,
         read_timeout: float = 2.0,
         write_timeout: float = 1.5,
+        probe_timeout: float = 0.5,
         watch_liveness_interval: float = 1.0,
         watch_idle_timeout: float = 60.0,
         range_page_size: int = 2000,
@@ -144,10 +164,13 @@ class EtcdBackend(Backend):
             read_timeout: seconds a read may take before it counts as failed.
             write_timeout: seconds a write may take before it is reported as
                 :class:`~shared.errors.NoQuorum` (the member answered but did not commit).
+            probe_timeout: seconds a member may take to answer the status probe made
+                before writes and linearizable reads (a hung member is skipped).
             watch_liveness_interval: a watch checks every this many seconds that its
                 member answers and has a leader; if not, the watch ends.
-            watch_idle_timeout: a watch stream silent this long is reopened even if the
-                member answers (etcd without progress notifications).
+            watch_idle_timeout: a watch stream silent this long is reopened from the
+                next revision (after checking its member), so a half-open connection
+                cannot hang a watch even where etcd sends progress notifications rarely.
             range_page_size: keys per request when reading a prefix.
             max_workers: threads for concurrent requests.
         """
@@ -168,6 +191,7 @@ class EtcdBackend(Backend):
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
+        self.probe_timeout = probe_timeout
         self.watch_liveness_interval = watch_liveness_interval
         self.watch_idle_timeout = watch_idle_timeout
         self.range_page_size = range_page_size
@@ -199,7 +223,7 @@ class EtcdBackend(Backend):
             session.mount("https://", adapter)
             self._session = session
             self._endpoints = [self._endpoint(url, session) for url in self.endpoint_urls]
-        await self._run(self._call, "/maintenance/status", {}, False)
+        await self._run(self._call, "/maintenance/status", {}, _Mode.LOCAL)
 
     def _endpoint(self, url: str, session: requests.Session) -> _Endpoint:
         parts = urlsplit(url)
@@ -219,7 +243,10 @@ class EtcdBackend(Backend):
             )
 
         return _Endpoint(
-            url=url, reader=client(self.read_timeout), writer=client(self.write_timeout)
+            url=url,
+            reader=client(self.read_timeout),
+            writer=client(self.write_timeout),
+            prober=client(self.probe_timeout),
         )
 
     async def close(self) -> None:
@@ -254,14 +281,15 @@ class EtcdBackend(Backend):
         except RuntimeError as exc:  # executor shut down by a concurrent close()
             raise BackendUnavailable("the etcd backend was closed") from exc
 
-    def _call(self, path: str, body: dict[str, Any], write: bool) -> dict[str, Any]:
+    def _call(self, path: str, body: dict[str, Any], mode: _Mode) -> dict[str, Any]:
         """POST one gateway request, failing over across endpoints on connection errors.
 
-        Runs in a worker thread. ``write`` selects the short write timeout and the
-        NoQuorum translation of a member that answers but does not commit. Before a
-        write, the member is asked whether it has a leader: one without a leader would
-        only sit on the proposal until the timeout, and a proposal that is never made
-        cannot be applied later behind the caller's back.
+        Runs in a worker thread. Before a write or a linearizable read, the member is
+        asked (with a short timeout) whether it has a leader: a hung member is skipped
+        at once, a member without a leader would only sit on the request until the
+        timeout, and a write proposal that is never made cannot be applied later behind
+        the caller's back. A write that a member accepts but does not commit within
+        ``write_timeout`` is reported as NoQuorum.
         """
         count = len(self._endpoints)
         if count == 0:
@@ -273,18 +301,19 @@ class EtcdBackend(Backend):
             index = (start + step) % count
             endpoint = self._endpoints[index]
             try:
-                if write and not self._has_leader(endpoint):
+                if mode is not _Mode.LOCAL and not self._has_leader(endpoint):
                     leaderless.append(_without_credentials(endpoint.url))
                     continue
-                answer = self._post(endpoint, path, body, write)
+                answer = self._post(endpoint, path, body, mode)
             except _Unreachable as exc:
                 unreachable.append(f"{_without_credentials(exc.endpoint)}: {exc.reason}")
                 continue
             self._preferred = index
             return answer
         if leaderless:
+            outcome = "nothing written" if mode is _Mode.WRITE else "no consistent read"
             raise NoQuorum(
-                "backend has no quorum: no reachable etcd member has a leader; nothing written",
+                f"backend has no quorum: no reachable etcd member has a leader; {outcome}",
                 details={"leaderless": leaderless, "unreachable": unreachable},
             )
         raise BackendUnavailable(
@@ -292,19 +321,25 @@ class EtcdBackend(Backend):
         )
 
     def _has_leader(self, endpoint: _Endpoint) -> bool:
-        """Whether the member knows a leader (raises _Unreachable if it does not answer)."""
-        status = self._post(endpoint, "/maintenance/status", {}, False)
+        """Whether the member knows a leader; _Unreachable if it does not answer in time."""
+        try:
+            status = self._post(endpoint, "/maintenance/status", {}, _Mode.PROBE)
+        except BackendTimeout as exc:
+            raise _Unreachable(endpoint.url, "no answer to a status probe in time") from exc
         return bool(_int(status.get("leader")))
 
     def _post(
-        self, endpoint: _Endpoint, path: str, body: dict[str, Any], write: bool
+        self, endpoint: _Endpoint, path: str, body: dict[str, Any], mode: _Mode
     ) -> dict[str, Any]:
-        client = endpoint.writer if write else endpoint.reader
+        client = {
+            _Mode.WRITE: endpoint.writer,
+            _Mode.PROBE: endpoint.prober,
+        }.get(mode, endpoint.reader)
         try:
             answer: dict[str, Any] = client.post(client.get_url(path), json=body)
             return answer
         except Etcd3Exception as exc:
-            raise _translate(exc, endpoint.url, write) from exc
+            raise _translate(exc, endpoint.url, write=mode is _Mode.WRITE) from exc
         except requests.RequestException as exc:
             raise _Unreachable(endpoint.url, str(exc) or type(exc).__name__) from exc
         except ValueError as exc:  # a body that is not JSON: not an etcd gateway
@@ -333,12 +368,14 @@ class EtcdBackend(Backend):
 
     async def current_revision(self) -> int:
         answer = await self._run(
-            self._call, "/kv/range", {"key": _b64(self._prefix), "count_only": True}, False
+            self._call, "/kv/range", {"key": _b64(self._prefix), "count_only": True}, _Mode.READ
         )
         return _revision(answer)
 
     async def get(self, key: str) -> KeyValue | None:
-        answer = await self._run(self._call, "/kv/range", {"key": _b64(self._full(key))}, False)
+        answer = await self._run(
+            self._call, "/kv/range", {"key": _b64(self._full(key))}, _Mode.READ
+        )
         kvs = answer.get("kvs") or []
         return self._kv(kvs[0]) if kvs else None
 
@@ -357,19 +394,21 @@ class EtcdBackend(Backend):
             "range_end": _b64(prefix_end(full)),
             "limit": str(self.range_page_size),
         }
+        mode = _Mode.READ
         try:
-            answer = self._call("/kv/range", body, False)
+            answer = self._call("/kv/range", body, mode)
         except (BackendTimeout, NoQuorum):
-            # No leader to confirm a linearizable read: serve this member's local copy
+            # No leader to confirm a linearizable read: serve a member's local copy
             # (possibly behind) rather than nothing, so a starting hub still sees data.
+            mode = _Mode.LOCAL
             body["serializable"] = True
-            answer = self._call("/kv/range", body, False)
+            answer = self._call("/kv/range", body, mode)
         revision = _revision(answer)
         raw_items: list[dict[str, Any]] = list(answer.get("kvs") or [])
         while answer.get("more") and raw_items:
             after_last = _unb64(raw_items[-1].get("key")) + b"\0"
             body.update(key=_b64_bytes(after_last), revision=str(revision))
-            answer = self._call("/kv/range", body, False)
+            answer = self._call("/kv/range", body, mode)
             raw_items.extend(answer.get("kvs") or [])
         return Snapshot(items=[self._kv(kv) for kv in raw_items], revision=revision)
 
@@ -386,7 +425,7 @@ class EtcdBackend(Backend):
         if lease is not None:
             request["lease"] = str(lease)
         if if_revision is None:
-            answer = await self._run(self._call, "/kv/put", request, True)
+            answer = await self._run(self._call, "/kv/put", request, _Mode.WRITE)
             return _revision(answer)
         return await self._run(self._txn_sync, key, full, if_revision, {"request_put": request})
 
@@ -395,7 +434,9 @@ class EtcdBackend(Backend):
             raise InvalidRequest("a delete cannot require the key to be absent")
         full = self._full(key)
         if if_revision is None:
-            answer = await self._run(self._call, "/kv/deleterange", {"key": _b64(full)}, True)
+            answer = await self._run(
+                self._call, "/kv/deleterange", {"key": _b64(full)}, _Mode.WRITE
+            )
             return _revision(answer) if _int(answer.get("deleted")) else None
         return await self._run(
             self._txn_sync, key, full, if_revision, {"request_delete_range": {"key": _b64(full)}}
@@ -419,7 +460,7 @@ class EtcdBackend(Backend):
                 # On failure read the key, so the conflict can say what the revision is.
                 "failure": [{"request_range": {"key": _b64(full)}}],
             },
-            True,
+            _Mode.WRITE,
         )
         if not answer.get("succeeded"):  # omitted (proto3 default false) when it failed
             responses = answer.get("responses") or [{}]
@@ -436,7 +477,10 @@ class EtcdBackend(Backend):
         # A revision already compacted away is fine: the history is gone either way.
         with contextlib.suppress(RevisionCompacted):
             await self._run(
-                self._call, "/kv/compaction", {"revision": str(revision), "physical": True}, True
+                self._call,
+                "/kv/compaction",
+                {"revision": str(revision), "physical": True},
+                _Mode.WRITE,
             )
 
     # -- leases ---------------------------------------------------------------------
@@ -444,11 +488,13 @@ class EtcdBackend(Backend):
     async def grant_lease(self, ttl: int) -> Lease:
         if ttl < 1:
             raise InvalidRequest("a lease TTL must be at least 1 second")
-        answer = await self._run(self._call, "/lease/grant", {"TTL": str(ttl), "ID": "0"}, True)
+        answer = await self._run(
+            self._call, "/lease/grant", {"TTL": str(ttl), "ID": "0"}, _Mode.WRITE
+        )
         return Lease(id=_int(answer.get("ID")), ttl=_int(answer.get("TTL")))
 
     async def keep_alive(self, lease_id: int) -> int:
-        answer = await self._run(self._call, "/lease/keepalive", {"ID": str(lease_id)}, True)
+        answer = await self._run(self._call, "/lease/keepalive", {"ID": str(lease_id)}, _Mode.WRITE)
         # The gateway maps the keep-alive stream to one message under "result"; an
         # unknown or expired lease answers with TTL 0, i.e. no TTL field.
         ttl = _int((answer.get("result") or answer).get("TTL"))
@@ -458,7 +504,7 @@ class EtcdBackend(Backend):
 
     async def revoke_lease(self, lease_id: int) -> None:
         with contextlib.suppress(LeaseNotFound):
-            await self._run(self._call, "/lease/revoke", {"ID": str(lease_id)}, True)
+            await self._run(self._call, "/lease/revoke", {"ID": str(lease_id)}, _Mode.WRITE)
 
     # -- watch ----------------------------------------------------------------------
 
@@ -468,23 +514,28 @@ class EtcdBackend(Backend):
         full = self._full(prefix)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[_StreamItem] = asyncio.Queue()
-        endpoint_index = await self._run(self._watchable_endpoint)
-        endpoint = self._endpoints[endpoint_index]
-        stream = _WatchStream(
-            endpoint=endpoint,
-            request={
-                "create_request": {
-                    "key": _b64(full),
-                    "range_end": _b64(prefix_end(full)),
-                    "start_revision": str(max(1, start_revision)),
-                    "progress_notify": True,
-                }
-            },
-            timeout=(self.connect_timeout, self.watch_idle_timeout),
-            deliver=lambda item: loop.call_soon_threadsafe(queue.put_nowait, item),
-        )
-        self._streams.add(stream)
-        stream.start()
+        endpoint = self._endpoints[await self._run(self._watchable_endpoint)]
+        next_revision = max(1, start_revision)
+
+        def open_stream() -> _WatchStream:
+            stream = _WatchStream(
+                endpoint=endpoint,
+                request={
+                    "create_request": {
+                        "key": _b64(full),
+                        "range_end": _b64(prefix_end(full)),
+                        "start_revision": str(next_revision),
+                        "progress_notify": True,
+                    }
+                },
+                timeout=(self.connect_timeout, self.watch_idle_timeout),
+                deliver=lambda item: loop.call_soon_threadsafe(queue.put_nowait, item),
+            )
+            self._streams.add(stream)
+            stream.start()
+            return stream
+
+        stream = open_stream()
         next_check = loop.time() + self.watch_liveness_interval
         try:
             while True:
@@ -501,16 +552,27 @@ class EtcdBackend(Backend):
                     continue
                 if isinstance(item, HubError):
                     raise item
+                if item is _IDLE:
+                    # Silent for watch_idle_timeout (an etcd without frequent progress
+                    # notifications): if the member is fine, reopen quietly where we were.
+                    await self._run(self._check_member, endpoint)
+                    stream.abort()
+                    self._streams.discard(stream)
+                    stream = open_stream()
+                    continue
                 for raw in item.events:
                     kv = raw.get("kv") or {}
-                    yield WatchEvent(
+                    event = WatchEvent(
                         type=EventType.DELETE if raw.get("type") == "DELETE" else EventType.PUT,
                         key=self._strip(kv.get("key")),
                         revision=_int(kv.get("mod_revision")),
                         value=None if raw.get("type") == "DELETE" else _unb64(kv.get("value")),
                         lease=_int(kv.get("lease")) or None,
                     )
+                    next_revision = event.revision + 1
+                    yield event
                 if item.progress is not None:
+                    next_revision = max(next_revision, item.progress + 1)
                     yield WatchEvent(type=EventType.PROGRESS, key="", revision=item.progress)
         finally:
             stream.abort()
@@ -519,22 +581,20 @@ class EtcdBackend(Backend):
     def _watchable_endpoint(self) -> int:
         """The first endpoint (from the preferred one) that answers and has a leader."""
         count = len(self._endpoints)
-        problems: list[str] = []
+        problems: list[BackendUnavailable] = []
         for step in range(count):
             index = (self._preferred + step) % count
             try:
                 self._check_member(self._endpoints[index])
             except BackendUnavailable as exc:
-                problems.append(exc.message)
+                problems.append(exc)
                 continue
             self._preferred = index
             return index
-        if any("no leader" in p for p in problems):
-            raise NoQuorum(
-                "backend has no quorum: no etcd member has a leader",
-                details={"endpoints": problems},
-            )
-        raise BackendUnavailable("no etcd endpoint is reachable", details={"endpoints": problems})
+        details = {"endpoints": [p.message for p in problems]}
+        if any(isinstance(p, NoQuorum) for p in problems):
+            raise NoQuorum("backend has no quorum: no etcd member has a leader", details=details)
+        raise BackendUnavailable("no etcd endpoint is reachable", details=details)
 
     def _check_member(self, endpoint: _Endpoint) -> None:
         """Raise unless the member answers and knows a leader."""
@@ -558,6 +618,9 @@ class _Batch:
     events: list[dict[str, Any]]
     progress: int | None = None
 
+
+_IDLE = _Batch(events=[])
+"""Stream marker: nothing arrived for the read timeout (not an error by itself)."""
 
 _StreamItem = _Batch | HubError
 
@@ -645,6 +708,9 @@ class _WatchStream:
                     return
             self._emit(BackendUnavailable(f"etcd watch stream from {where} ended"))
         except requests.RequestException as exc:
+            if _is_read_timeout(exc):
+                self._emit(_IDLE)
+                return
             self._emit(
                 BackendUnavailable(
                     f"etcd watch stream from {where} broke: {str(exc) or type(exc).__name__}"
@@ -682,6 +748,13 @@ class _WatchStream:
             # header.revision has been delivered.
             self._emit(_Batch(events=[], progress=_revision(result)))
         return None
+
+
+def _is_read_timeout(error: requests.RequestException) -> bool:
+    """A read timeout, before the headers (ReadTimeout) or mid-stream (wrapped by requests)."""
+    if isinstance(error, requests.ReadTimeout):
+        return True
+    return bool(error.args) and isinstance(error.args[0], urllib3.exceptions.ReadTimeoutError)
 
 
 def _revision(answer: dict[str, Any]) -> int:

@@ -55,11 +55,11 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.add_middleware(AuditMiddleware)  # outermost: refused requests are audited too
     app.include_router(hub_routes.router)
     app.include_router(services.router)
+    app.include_router(health_routes.router)
+    app.include_router(circuits.router)
     app.include_router(tenants.router)
     app.include_router(config_routes.router)
     app.include_router(monitoring.router)
     app.include_router(error_routes.router)
     app.include_router(admin.router)
-    app.include_router(health_routes.router)
-    app.include_router(circuits.router)
     return app

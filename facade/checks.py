@@ -20,7 +20,6 @@ Status rules (Consul's ``success_before_passing`` / ``failures_before_critical``
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -135,16 +134,18 @@ class CheckSpec:
         )
 
 
-def latency_bucket_changed(old: float | None, new: float | None) -> bool:
-    """Whether latency moved enough to be worth a backend write: a factor of 2 or more.
+def latency_changed(old: float | None, new: float | None, degraded_latency_ms: float) -> bool:
+    """Whether latency moved enough to be worth a backend write.
 
-    Compared on a log2 scale from the last *written* value (not bucket edges), so a
-    latency hovering around a boundary does not cause a write per probe. Values under
-    1 ms count as 1 ms.
+    Both a factor of 2 from the last *written* value and at least a tenth of the
+    instance's degraded threshold (50 ms by default): compared with the last write, not
+    with bucket edges, so a latency hovering anywhere does not cause a write per probe,
+    and loopback jitter of a few milliseconds never does.
     """
     if old is None or new is None:
         return old is not new
-    return abs(math.log2(max(new, 1.0)) - math.log2(max(old, 1.0))) >= 1.0
+    low, high = sorted((max(old, 0.0), max(new, 0.0)))
+    return high >= 2 * low and high - low >= 0.1 * degraded_latency_ms
 
 
 @dataclass
@@ -291,22 +292,20 @@ class HealthTracker:
         }
 
     def _summary(self) -> dict[str, Any]:
-        trend = self.latency_trend
         return {
             "status": self.status,
             "latency": self.latency_ms,
             "success_rate": self.success_rate,
-            "trend": _trend_class(trend),
         }
 
     def should_write(self, now: float, refresh_seconds: float) -> bool:
         """Whether the latest result differs meaningfully from the last one written.
 
         Meaningful: the first result; a status change; latency moved by a factor of 2
-        (:func:`latency_bucket_changed`); the success rate moved by 0.1 or more; the
-        latency trend changed class (rising / steady / falling); or ``refresh_seconds``
-        passed since the last write (so ``last_check`` in the backend never gets older
-        than that while probing works).
+        and by a tenth of the degraded threshold (:func:`latency_changed`); the success
+        rate moved by 0.1 or more; or ``refresh_seconds`` passed since the last write (so
+        ``last_check`` in the backend never gets older than that while probing works).
+        The trend is not a trigger of its own: it is rewritten with the next write.
         """
         if self.last_check is None:
             return False
@@ -314,28 +313,22 @@ class HealthTracker:
         if written is None or now - self._written_at >= refresh_seconds:
             return True
         current = self._summary()
-        if current["status"] != written["status"] or current["trend"] != written["trend"]:
+        if current["status"] != written["status"]:
             return True
-        if latency_bucket_changed(written["latency"], current["latency"]):
+        if latency_changed(written["latency"], current["latency"], self.spec.degraded_latency_ms):
             return True
         old_rate, new_rate = written["success_rate"], current["success_rate"]
         return old_rate is None or new_rate is None or abs(new_rate - old_rate) >= 0.1
 
-    def mark_written(self, now: float) -> None:
-        """Remember what was just written (after the backend accepted it)."""
-        self._written = self._summary()
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The record to write now, and the token to pass to :meth:`mark_written`."""
+        return self.record(), self._summary()
+
+    def mark_written(self, now: float, written: dict[str, Any] | None = None) -> None:
+        """Remember what the backend accepted (``written`` from :meth:`snapshot`)."""
+        self._written = written if written is not None else self._summary()
         self._written_at = now
 
 
 def _ewma(previous: float | None, sample: float, alpha: float) -> float:
     return sample if previous is None else previous + alpha * (sample - previous)
-
-
-def _trend_class(trend: float | None) -> str:
-    if trend is None:
-        return "unknown"
-    if trend > 1.5:
-        return "rising"
-    if trend < 1 / 1.5:
-        return "falling"
-    return "steady"

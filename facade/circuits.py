@@ -418,6 +418,15 @@ class CircuitBreakers:
             return CLOSED
         return CircuitVerdict(state, circuit.retry_at() if state == "OPEN" else None)
 
+    def states(self, now: float | None = None) -> list[tuple[str, str, str]]:
+        """(service, tier, state) of every circuit this replica knows."""
+        now = time.time() if now is None else now
+        return [
+            (service, tier, circuit.state_name(now))
+            for service, tiers in self._circuits.items()
+            for tier, circuit in tiers.items()
+        ]
+
     def describe(self, service: str, now: float | None = None) -> dict[str, dict[str, Any]]:
         """Every tier's circuit of ``service``."""
         now = time.time() if now is None else now

@@ -68,6 +68,8 @@ FLAG_SECTIONS = ("features",)
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 MAX_LIMIT = 2**53 - 1
 """Largest limit accepted (still exact as a JSON number in every client)."""
+MAX_VERSION = 2**53 - 1
+"""Largest version (revision) accepted in requests; larger ones cannot exist."""
 _CAS_ATTEMPTS = 50
 
 Scope = str | None
@@ -222,7 +224,7 @@ def parse_if_match(header: str | None) -> set[int] | Literal["*"] | None:
     versions: set[int] = set()
     for part in header.split(","):
         tag = part.strip().removeprefix("W/").strip('"')
-        if not tag.isdigit():
+        if not tag.isdigit() or len(tag) > 16 or int(tag) > MAX_VERSION:
             raise InvalidRequest(
                 'If-Match must carry versions as ETags, e.g. "42"',
                 details={"header": "If-Match", "value": header[:200]},

@@ -7,10 +7,16 @@ answers from its view, so all of them say the same.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
 from facade.catalog import CatalogIndex, ServiceState
+from facade.circuits import CircuitBreakers
 from facade.discovery import DiscoveryService
+from facade.prober import HealthProber
 from facade.scoring import confidence_score
 from facade.view import StateView
 from shared.tenancy import TenantContext, can_access
@@ -96,3 +102,54 @@ class HealthService:
                 )
             ),
         }
+
+
+_CIRCUIT_VALUES = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
+
+
+class HealthMetrics(Collector):
+    """Prometheus figures computed at scrape time: instance health, circuits, probing."""
+
+    def __init__(
+        self, catalog: CatalogIndex, circuits: CircuitBreakers, prober: HealthProber | None
+    ) -> None:
+        self.catalog = catalog
+        self.circuits = circuits
+        self.prober = prober
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        """Instances per status, circuit state per service and tier, prober lag and work."""
+        instances = GaugeMetricFamily(
+            "hub_instances", "Registered instances by health status", labels=["status"]
+        )
+        counts = {"healthy": 0, "degraded": 0, "critical": 0}
+        for state in self.catalog.services.values():
+            for iid in state.instances:
+                counts[state.status_of(iid)] += 1
+        for status, count in counts.items():
+            instances.add_metric([status], count)
+        circuits = GaugeMetricFamily(
+            "hub_circuit_state",
+            "Circuit state per service and tier (0 closed, 1 half-open, 2 open)",
+            labels=["service", "tier"],
+        )
+        for service, tier, name in self.circuits.states():
+            circuits.add_metric([service, tier], _CIRCUIT_VALUES[name])
+        yield from (instances, circuits)
+        if self.prober is None or not self.prober.running:
+            return
+        summary = self.prober.stats.summary()
+        lag = GaugeMetricFamily(
+            "hub_probe_start_lag_ms",
+            "How late probes start against their schedule (this leader term)",
+            labels=["quantile"],
+        )
+        for quantile, key in (("0.5", "p50"), ("0.99", "p99"), ("1", "max")):
+            if summary["lag_ms"][key] is not None:
+                lag.add_metric([quantile], summary["lag_ms"][key])
+        probes = CounterMetricFamily(
+            "hub_probes", "Health probes run in this leader term", labels=["outcome"]
+        )
+        probes.add_metric(["passed"], summary["probes"] - summary["failures"])
+        probes.add_metric(["failed"], summary["failures"])
+        yield from (lag, probes)

@@ -1,14 +1,16 @@
 """The active health prober: runs on the elected replica only (see ``facade.leader``).
 
 One scheduler task keeps a heap of due probes; each probe runs as its own task but at
-most ``concurrency`` run at once (a semaphore), HTTP through one shared
-``httpx.AsyncClient`` and TCP through ``asyncio.open_connection``. Schedules are fixed
-rate (``next = previous due + interval``), so a slow round does not drift; a probe still
+most ``concurrency`` run at once (a semaphore), HTTP through ``httpx.AsyncClient`` (one
+per target, holding a kept-alive connection) and TCP through ``asyncio.open_connection``.
+Schedules are fixed rate (``next = previous due + interval``), so a slow round does not
+drift; a probe still
 running when its next turn comes is skipped and counted, never stacked. How late probes
 start against their schedule is recorded (:meth:`HealthProber.stats`).
 
-Results go through :class:`facade.checks.HealthTracker` and are written to
-``health/<service>/<instance>`` only when they change meaningfully
+Results go through :class:`facade.checks.HealthTracker` and are written (by one writer
+task, coalescing per instance) to ``health/<service>/<instance>`` only when they change
+meaningfully
 (:meth:`~facade.checks.HealthTracker.should_write`), so a steady fleet costs one write
 per instance per ``refresh_seconds``, not one per probe. Probe outcomes of instances that
 discovery currently offers also feed the service's circuit breakers; outcomes of
@@ -28,6 +30,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +49,25 @@ log = logging.getLogger("central_hub.prober")
 
 MAX_IDLE_WAIT = 0.25
 """Longest the scheduler sleeps, so catalog changes are picked up promptly."""
+LAG_SAMPLES = 10_000
+"""Probes the start-lag percentiles are computed over (the most recent ones)."""
+KEEPALIVE_TARGETS = 4096
+"""HTTP targets that get a kept-alive connection of their own; any beyond share one
+client that reconnects per probe (bounds the prober's idle sockets)."""
+KEEPALIVE_EXPIRY = 120.0
+"""Idle probe connections are kept this long: longer than any usual check interval."""
+
+
+def _http_client(keepalive: bool) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        limits=httpx.Limits(
+            max_connections=None if not keepalive else 2,
+            max_keepalive_connections=1 if keepalive else 0,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
 
 
 @dataclass
@@ -55,6 +77,8 @@ class _Target:
     tracker: HealthTracker
     generation: int = 0
     in_flight: bool = False
+    client: httpx.AsyncClient | None = None
+    """This target's own HTTP client (one kept-alive connection), if it has one."""
 
 
 @dataclass
@@ -67,10 +91,10 @@ class ProbeStats:
     writes: int = 0
     write_errors: int = 0
     deregistered: int = 0
-    lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=50_000))
+    lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))
 
     def summary(self) -> dict[str, Any]:
-        """Counts plus start-lag percentiles (ms) over the most recent probes."""
+        """Counts plus start-lag percentiles (ms) over the last :data:`LAG_SAMPLES` probes."""
         lags = sorted(self.lag_ms)
 
         def pct(q: float) -> float | None:
@@ -144,6 +168,12 @@ class HealthProber:
         self._probes: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
         self._rng = random.Random()
+        self._pending_writes: dict[
+            tuple[str, str], tuple[_Target, dict[str, Any], dict[str, Any], float]
+        ] = {}
+        self._write_wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._keepalive: set[int] = set()
 
     @property
     def running(self) -> bool:
@@ -155,29 +185,30 @@ class HealthProber:
         if self._task is not None:
             return
         self.stats = ProbeStats()
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=None, max_keepalive_connections=2 * self.concurrency
-            ),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        # Shared by targets beyond KEEPALIVE_TARGETS (no keep-alive); the others get a
+        # client each (see _client_for).
+        self._client = _http_client(keepalive=False)
         self._seen_version = -1
+        self._pending_writes.clear()
+        self._write_wakeup = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_results(), name="health-writer")
         self._task = asyncio.create_task(self._run(), name="health-prober")
         log.info("health prober started")
 
     async def stop(self) -> None:
         """Stop probing and forget every schedule (called on losing leadership)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._task, self._writer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._writer = None
         probes = list(self._probes)
         for probe in probes:
             probe.cancel()
         await asyncio.gather(*probes, return_exceptions=True)
         self._probes.clear()
+        await self._close_clients(list(self._targets.values()))
         self._targets.clear()
         self._heap.clear()
         if self._client is not None:
@@ -261,39 +292,80 @@ class HealthProber:
                         target.tracker.spec = spec
                         target.generation += 1
                         self._push(now, key, target.generation)
-        for key in [k for k in self._targets if k not in present]:
-            del self._targets[key]
+        gone = [self._targets.pop(k) for k in [k for k in self._targets if k not in present]]
+        if any(t.client is not None for t in gone):
+            self._spawn(self._close_clients(gone))
         if orphans:
-            task = asyncio.create_task(self._delete_orphans(orphans))
-            self._probes.add(task)
-            task.add_done_callback(self._probes.discard)
+            self._spawn(self._delete_orphans(orphans))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    def _client_for(self, target: _Target) -> httpx.AsyncClient:
+        """A client per target keeps its connection alive between probes.
+
+        One shared httpx client with thousands of kept-alive connections costs far more
+        CPU per request than the probe itself (its pool scans every connection), so each
+        target gets a client of its own holding one connection, up to KEEPALIVE_TARGETS.
+        """
+        if (
+            target.client is None
+            and target.tracker.spec.kind == "http"
+            and len(self._keepalive) < KEEPALIVE_TARGETS
+        ):
+            target.client = _http_client(keepalive=True)
+            self._keepalive.add(id(target))
+        if target.client is not None:
+            return target.client
+        assert self._client is not None
+        return self._client
+
+    async def _close_clients(self, targets: list[_Target]) -> None:
+        for target in targets:
+            if target.client is not None:
+                client, target.client = target.client, None
+                self._keepalive.discard(id(target))
+                with contextlib.suppress(Exception):
+                    await client.aclose()
 
     # -- one probe ------------------------------------------------------------------
 
     async def _probe(self, target: _Target, due: float, semaphore: asyncio.Semaphore) -> None:
         key = (target.service, target.instance.instance_id)
         try:
-            async with semaphore:
-                self.stats.lag_ms.append(max(0.0, asyncio.get_running_loop().time() - due) * 1000)
-                assert self._client is not None
-                passed, latency, output = await probe_once(
-                    self._client, target.instance, target.tracker.spec
-                )
-            if self._targets.get(key) is not target:
-                return  # deregistered or re-scheduled while probing
-            await self._record(target, passed, latency, output)
+            try:
+                async with semaphore:
+                    self.stats.lag_ms.append(
+                        max(0.0, asyncio.get_running_loop().time() - due) * 1000
+                    )
+                    passed, latency, output = await probe_once(
+                        self._client_for(target), target.instance, target.tracker.spec
+                    )
+                if self._targets.get(key) is not target:
+                    return  # deregistered or re-scheduled while probing
+                offered, now = self._observe(target, passed, latency, output)
+            finally:
+                # Free the target for its next turn now: what follows may wait on the
+                # backend, and a slow store must not make probes skip their schedule.
+                target.in_flight = False
+            if offered:
+                await self.circuits.record(target.service, passed, latency, now=now)
+            if target.tracker.should_deregister(now):
+                await self._deregister(target)
         except asyncio.CancelledError:
             raise
+        except HubError as exc:
+            log.warning("after probing %s/%s: %s", *key, exc)
         except Exception:
             log.exception("probe of %s/%s failed unexpectedly", *key)
-        finally:
-            target.in_flight = False
 
-    async def _record(
+    def _observe(
         self, target: _Target, passed: bool, latency: float | None, output: str
-    ) -> None:
+    ) -> tuple[bool, float]:
+        """Feed the tracker; queue a write when the result changed meaningfully."""
         tracker = target.tracker
-        service, iid = target.service, target.instance.instance_id
         now = time.time()
         self.stats.probes += 1
         if not passed:
@@ -301,31 +373,52 @@ class HealthProber:
         offered = tracker.status in ("healthy", "degraded")
         tracker.observe(passed, latency, now, output)
         if tracker.should_write(now, self.refresh_seconds):
-            try:
-                await self.backend.put(health_key(service, iid), orjson.dumps(tracker.record()))
-                tracker.mark_written(now)
-                self.stats.writes += 1
-            except HubError as exc:
-                self.stats.write_errors += 1
-                log.warning("could not record health of %s/%s: %s", service, iid, exc)
-        if offered:
-            try:
-                await self.circuits.record(service, passed, latency, now=now)
-            except HubError as exc:
-                log.warning("could not record a circuit change of %s: %s", service, exc)
-        if tracker.should_deregister(now):
-            log.warning(
-                "deregistering %s/%s: critical for %.0fs", service, iid, tracker.critical_for(now)
-            )
-            try:
-                await self.registry.deregister(service, iid)
-                self.stats.deregistered += 1
-            except InstanceNotFound:
-                pass
-            except HubError as exc:  # stays scheduled; the next probe tries again
-                log.warning("could not deregister %s/%s: %s", service, iid, exc)
-                return
-            self._targets.pop((service, iid), None)
+            record, token = tracker.snapshot()
+            key = (target.service, target.instance.instance_id)
+            # Latest result wins: a queued, unwritten older one is replaced.
+            self._pending_writes[key] = (target, record, token, now)
+            self._write_wakeup.set()
+        return offered, now
+
+    async def _write_results(self) -> None:
+        """The one writer of health results: drains the queue, coalescing per instance."""
+        while True:
+            await self._write_wakeup.wait()
+            self._write_wakeup.clear()
+            while self._pending_writes:
+                batch, self._pending_writes = self._pending_writes, {}
+                for key, (target, record, token, at) in batch.items():
+                    if self._targets.get(key) is not target:
+                        continue
+                    try:
+                        await self.backend.put(health_key(*key), orjson.dumps(record))
+                    except HubError as exc:
+                        # Not marked written: the next probe's result queues it again.
+                        self.stats.write_errors += 1
+                        log.warning("could not record health of %s/%s: %s", *key, exc)
+                        continue
+                    target.tracker.mark_written(at, token)
+                    self.stats.writes += 1
+
+    async def _deregister(self, target: _Target) -> None:
+        service, iid = target.service, target.instance.instance_id
+        log.warning(
+            "deregistering %s/%s: critical for %.0fs",
+            service,
+            iid,
+            target.tracker.critical_for(time.time()),
+        )
+        try:
+            await self.registry.deregister(service, iid)
+            self.stats.deregistered += 1
+        except InstanceNotFound:
+            pass
+        except HubError as exc:  # stays scheduled; the next probe tries again
+            log.warning("could not deregister %s/%s: %s", service, iid, exc)
+            return
+        if self._targets.get((service, iid)) is target:
+            del self._targets[(service, iid)]
+            await self._close_clients([target])
 
     async def _delete_orphans(self, keys: list[str]) -> None:
         for key in keys:

@@ -15,10 +15,11 @@ overrides). Usage at or above 80 % of a limit is an alert (``GET /alerts``, ``/m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -126,6 +127,28 @@ def require_resource(name: str) -> ResourceType:
     return resource
 
 
+class KeyedLocks:
+    """One asyncio lock per key, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold the lock of ``key``."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 class QuotaService:
     """Check, allocate and release tenant resources; usage and alerts from the view."""
 
@@ -145,6 +168,8 @@ class QuotaService:
         self.config = config
         self.visibility_timeout = visibility_timeout
         self.cas_deadline = cas_deadline
+        self._locks = KeyedLocks()
+        self._last_written: dict[str, KeyValue] = {}
 
     def limit(self, tenant_id: str, resource: ResourceType) -> int:
         """The tenant's limit for ``resource`` from its effective config."""
@@ -209,42 +234,35 @@ class QuotaService:
         self.tenants.require(tenant_id)
         resource = require_resource(resource_name)
         key = usage_key(tenant_id, resource.name)
+        # One change per key at a time in this replica: the backend CAS then only races the
+        # other replicas (a handful), not every concurrent request (hundreds), which
+        # would mostly fail and retry.
+        async with self._locks.hold(key):
+            result, revision = await self._cas(tenant_id, resource, key, delta)
+        if not await self.view.wait_for(revision, self.visibility_timeout):
+            log.warning("usage write at revision %d not yet visible here", revision)
+        return result
+
+    async def _cas(
+        self, tenant_id: str, resource: ResourceType, key: str, delta: int
+    ) -> tuple[dict[str, Any], int]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cas_deadline
-        kv = self.view.get(key)  # first guess from memory; the CAS tells us if it is old
+        # First guess from memory (the view, or this replica's own last write, whichever
+        # is newer); the CAS tells us if it is old, and refusals are confirmed fresh.
+        kv = self._newest_known(key)
+        fresh = False
         attempt = 0
         while True:
             now = time.time()
             usage = Usage.from_kv(kv).current(resource, now)
             limit = self.limit(tenant_id, resource)
             new_used = usage.used + delta
-            if delta > 0 and new_used > limit:
-                details: dict[str, Any] = {
-                    "tenant_id": tenant_id,
-                    "resource": resource.name,
-                    "limit": limit,
-                    "current_usage": usage.used,
-                    "requested": delta,
-                    "unit": resource.unit,
-                }
-                if resource.windowed:
-                    details["retry_after"] = window_start(now) + WINDOW_SECONDS - now
-                raise QuotaExceeded(
-                    f"{resource.name} quota exceeded for tenant {tenant_id!r}: "
-                    f"{usage.used} of {limit} in use, {delta} requested",
-                    details=details,
-                )
-            if new_used < 0:
-                raise QuotaReleaseExceedsUsage(
-                    f"cannot release {-delta} {resource.unit} of {resource.name}: "
-                    f"tenant {tenant_id!r} holds {usage.used}",
-                    details={
-                        "tenant_id": tenant_id,
-                        "resource": resource.name,
-                        "current_usage": usage.used,
-                        "requested": -delta,
-                    },
-                )
+            if (delta > 0 and new_used > limit) or new_used < 0:
+                if not fresh:
+                    kv, fresh = await self.backend.get(key), True
+                    continue
+                raise self._refusal(tenant_id, resource, usage.used, limit, delta, now)
             alerting = _alerting(new_used, limit)
             record = {
                 "used": new_used,
@@ -252,9 +270,10 @@ class QuotaService:
                 "alert_since": (usage.alert_since or utc_now()) if alerting else None,
                 "updated_at": utc_now(),
             }
+            value = orjson.dumps(record)
             try:
                 revision = await self.backend.put(
-                    key, orjson.dumps(record), if_revision=kv.mod_revision if kv else 0
+                    key, value, if_revision=kv.mod_revision if kv else 0
                 )
                 break
             except RevisionConflict:
@@ -264,9 +283,12 @@ class QuotaService:
                         f"{resource.name} of tenant {tenant_id!r} is too contended; try again",
                         details={"retry_after": 1, "attempts": attempt},
                     ) from None
-                # Jittered backoff spreads the contenders so one of them wins each round.
+                # Jittered backoff spreads the replicas so one of them wins each round.
                 await asyncio.sleep(random.uniform(0, min(0.02, 0.001 * attempt)))
-                kv = await self.backend.get(key)
+                kv, fresh = await self.backend.get(key), True
+        self._last_written[key] = KeyValue(
+            key, value, kv.create_revision if kv else revision, revision
+        )
         if alerting and usage.alert_since is None:
             log.warning(
                 "tenant %s reached %d of %d %s of %s (alert threshold %d%%)",
@@ -277,9 +299,7 @@ class QuotaService:
                 resource.name,
                 round(ALERT_THRESHOLD * 100),
             )
-        if not await self.view.wait_for(revision, self.visibility_timeout):
-            log.warning("usage write at revision %d not yet visible here", revision)
-        return {
+        result = {
             "tenant_id": tenant_id,
             "resource": resource.name,
             "unit": resource.unit,
@@ -290,6 +310,46 @@ class QuotaService:
             "utilization": _utilization(new_used, limit),
             "alert": alerting,
         }
+        return result, revision
+
+    def _newest_known(self, key: str) -> KeyValue | None:
+        seen = self.view.get(key)
+        mine = self._last_written.get(key)
+        if mine is None or (seen is not None and seen.mod_revision >= mine.mod_revision):
+            self._last_written.pop(key, None)  # the view has caught up; forget our copy
+            return seen
+        return mine
+
+    @staticmethod
+    def _refusal(
+        tenant_id: str, resource: ResourceType, used: int, limit: int, delta: int, now: float
+    ) -> QuotaExceeded | QuotaReleaseExceedsUsage:
+        if delta < 0:
+            return QuotaReleaseExceedsUsage(
+                f"cannot release {-delta} {resource.unit} of {resource.name}: "
+                f"tenant {tenant_id!r} holds {used}",
+                details={
+                    "tenant_id": tenant_id,
+                    "resource": resource.name,
+                    "current_usage": used,
+                    "requested": -delta,
+                },
+            )
+        details: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "resource": resource.name,
+            "limit": limit,
+            "current_usage": used,
+            "requested": delta,
+            "unit": resource.unit,
+        }
+        if resource.windowed:
+            details["retry_after"] = window_start(now) + WINDOW_SECONDS - now
+        return QuotaExceeded(
+            f"{resource.name} quota exceeded for tenant {tenant_id!r}: "
+            f"{used} of {limit} in use, {delta} requested",
+            details=details,
+        )
 
     def samples(self) -> Iterator[tuple[str, ResourceType, Usage, int]]:
         """``(tenant, resource, usage, limit)`` for every stored usage record."""

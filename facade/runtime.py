@@ -17,7 +17,7 @@ from facade.circuits import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, Cir
 from facade.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
 from facade.discovery import DiscoveryService
 from facade.error_groups import ErrorGroupService
-from facade.health import HealthService
+from facade.health import HealthMetrics, HealthService
 from facade.leader import LEADER_PREFIX, LeaderElection
 from facade.prober import HealthProber
 from facade.quotas import QuotaMetrics, QuotaService, usage_prefix
@@ -51,6 +51,41 @@ class Hub:
             default_ttl=settings.default_ttl,
             visibility_timeout=settings.write_visibility_timeout,
         )
+        self._init_health(settings)
+        self.error_groups = ErrorGroupService(
+            self.backend,
+            self.view,
+            visibility_timeout=settings.write_visibility_timeout,
+            max_groups_per_service=settings.error_groups_per_service,
+        )
+        self._init_tenancy(settings)
+        admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        self.tokens = TokenService(
+            self.backend,
+            self.view,
+            configured_admin_token=admin_token,
+            visibility_timeout=settings.write_visibility_timeout,
+        )
+        self.access = AccessControl(
+            self.tokens,
+            RateLimiter(
+                per_token_rate=settings.rate_limit_per_token,
+                per_token_burst=settings.rate_limit_burst,
+                # The tiers' hourly API allowance is the tier defaults' data, not a copy.
+                calls_per_hour={
+                    tier: defaults["rate_limits"]["api_calls_per_hour"]
+                    for tier, defaults in self.config.tier_defaults.items()
+                },
+            ),
+            dev=settings.dev,
+            anonymous_reads=settings.anonymous_reads,
+            tier_of=self.discovery.provisioned_tier,
+        )
+        self.audit = AuditLog(self.backend)
+        self._bootstrap_task: asyncio.Task[None] | None = None
+
+    def _init_health(self, settings: HubSettings) -> None:
+        """Circuits, endpoint selection, health answers and the prober (DESIGN.md 5-6)."""
         self.circuits = CircuitBreakers(
             self.backend,
             self.view,
@@ -97,37 +132,6 @@ class Hub:
                 on_demoted=self.prober.stop,
             )
             self.view.add_listener(LEADER_PREFIX, self.prober_election)
-        self.error_groups = ErrorGroupService(
-            self.backend,
-            self.view,
-            visibility_timeout=settings.write_visibility_timeout,
-            max_groups_per_service=settings.error_groups_per_service,
-        )
-        self._init_tenancy(settings)
-        admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-        self.tokens = TokenService(
-            self.backend,
-            self.view,
-            configured_admin_token=admin_token,
-            visibility_timeout=settings.write_visibility_timeout,
-        )
-        self.access = AccessControl(
-            self.tokens,
-            RateLimiter(
-                per_token_rate=settings.rate_limit_per_token,
-                per_token_burst=settings.rate_limit_burst,
-                # The tiers' hourly API allowance is the tier defaults' data, not a copy.
-                calls_per_hour={
-                    tier: defaults["rate_limits"]["api_calls_per_hour"]
-                    for tier, defaults in self.config.tier_defaults.items()
-                },
-            ),
-            dev=settings.dev,
-            anonymous_reads=settings.anonymous_reads,
-            tier_of=self.discovery.provisioned_tier,
-        )
-        self.audit = AuditLog(self.backend)
-        self._bootstrap_task: asyncio.Task[None] | None = None
 
     def _init_tenancy(self, settings: HubSettings) -> None:
         """Tenants, layered config, quotas and config webhooks (DESIGN.md 7-9)."""
@@ -171,6 +175,7 @@ class Hub:
         # Per-hub registry: several hubs may run in one process (tests, benchmarks).
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.metrics_registry.register(QuotaMetrics(self.quotas))
+        self.metrics_registry.register(HealthMetrics(self.catalog, self.circuits, self.prober))
 
     async def start(self) -> None:
         """Open the backend and sync the view; an unreachable backend is retried later."""
@@ -184,9 +189,9 @@ class Hub:
         await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
         if not self.view.synced:
             log.error("started without a backend sync; serving nothing until it returns")
-        await self.webhooks.start()
         if self.prober_election is not None:
             await self.prober_election.start()
+        await self.webhooks.start()
         if self.settings.dev:
             log.warning(
                 "DEV MODE: authentication is OFF; anyone who can reach %s:%d is admin",
@@ -224,7 +229,7 @@ class Hub:
             await self._bootstrap_task
 
     async def stop(self) -> None:
-        """Stop probing (releasing leadership), config push, and the backend feed."""
+        """Stop probing (releasing leadership), stop following the backend and close it."""
         if self.prober_election is not None:
             await self.prober_election.stop()
         self.config.changes.close()  # ends config streams and long polls

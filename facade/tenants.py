@@ -150,6 +150,18 @@ class TenantService:
         if not await self.view.wait_for(revision, self.visibility_timeout):
             log.warning("write at revision %d not yet visible in this replica's view", revision)
 
+    async def await_visible(self, tenant_id: str) -> None:
+        """Let this replica's view catch up if the tenant exists but is not in it yet.
+
+        Only a miss costs a backend read, so a tenant provisioned on another replica is
+        usable by the next request here, not only after this replica's watch delivers it.
+        """
+        if self.directory.get(tenant_id) is not None:
+            return
+        kv = await self.backend.get(tenant_key(tenant_id))
+        if kv is not None:
+            await self.view.wait_for(kv.mod_revision, self.visibility_timeout)
+
     def list(self) -> list[dict[str, Any]]:
         """Every tenant, ordered by id."""
         return [t.public() for _, t in sorted(self.directory.tenants.items())]

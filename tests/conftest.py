@@ -39,11 +39,28 @@ def embedded_backend_factory(tmp_path: Path) -> BackendFactory:
 
 
 @pytest.fixture
-def consul_backend_factory() -> BackendFactory:
+def consul_backend_factory() -> Iterator[BackendFactory]:
     address = os.environ.get("CONSUL_HTTP_ADDR")
     if not address:
         pytest.skip("no Consul agent: set CONSUL_HTTP_ADDR to run the Consul backend suite")
-    return _consul_factory(address, os.environ.get("CONSUL_HTTP_TOKEN"))
+    token = os.environ.get("CONSUL_HTTP_TOKEN")
+    # The agent's catalog is shared by every test: start and end each without the
+    # services earlier tests registered through the hub.
+    _deregister_hub_services(address, token)
+    yield _consul_factory(address, token)
+    _deregister_hub_services(address, token)
+
+
+def _deregister_hub_services(address: str, token: str | None) -> None:
+    import httpx
+
+    base = address if "//" in address else f"http://{address}"
+    headers = {"X-Consul-Token": token} if token else {}
+    with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+        services = client.get("/v1/agent/services").raise_for_status().json()
+        for service_id, service in services.items():
+            if (service.get("Meta") or {}).get("hub-managed") == "true":
+                client.put(f"/v1/agent/service/deregister/{service_id}").raise_for_status()
 
 
 @pytest.fixture
@@ -52,7 +69,7 @@ def fake_consul() -> Iterator[Any]:
     from tests.contract.fake_consul import FakeConsul
 
     fake = FakeConsul()
-    fake.address = fake.start()
+    fake.start()
     yield fake
     fake.stop()
 

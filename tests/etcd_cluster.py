@@ -8,6 +8,7 @@ report print the tail of every running member's log when a test fails.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -19,9 +20,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from shared.errors import BackendUnavailable
+
+T = TypeVar("T")
 
 #: Faster than etcd's defaults (100 ms / 1000 ms) so leader loss in the fault tests is
 #: noticed and repaired in about a second; progress notifications every second let idle
@@ -125,6 +131,7 @@ class EtcdMember:
         if self.process is None:
             return
         if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)  # a paused member could not exit
             os.kill(self.process.pid, sig)
             try:
                 self.process.wait(timeout=10)
@@ -132,6 +139,17 @@ class EtcdMember:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         self.process = None
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP by PID): it keeps its sockets but answers nothing,
+        like a hung or partitioned member."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (SIGCONT by PID)."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def healthy(self) -> bool:
         """Whether this member answers and sees a leader (etcd's own ``/health``)."""
@@ -261,6 +279,17 @@ class EtcdCluster:
             f"--- etcd {m.name} ({m.client_url}, pid {m.pid}) ---\n{m.log_tail(lines)}"
             for m in self.members
         )
+
+
+async def eventually(attempt: Callable[[], Awaitable[T]], *, tries: int = 60) -> T:
+    """``attempt()``'s first result that does not raise BackendUnavailable (bounded):
+    for calls made while etcd elects a leader or a member comes back."""
+    for _ in range(tries - 1):
+        try:
+            return await attempt()
+        except BackendUnavailable:
+            await asyncio.sleep(0.25)
+    return await attempt()
 
 
 def live_clusters() -> list[EtcdCluster]:

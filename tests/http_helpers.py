@@ -67,15 +67,17 @@ async def read_events(
     timeout: float = 15.0,
     started: asyncio.Event | None = None,
 ) -> list[SSEEvent]:
-    """The first ``count`` events of an SSE stream (keep-alive comments skipped)."""
+    """The first ``count`` events of an SSE stream (keep-alive comments skipped).
+
+    ``started`` is set once the first event (the current state) has arrived, so a test
+    that writes after it knows its write comes after the stream's starting point.
+    """
     events: list[SSEEvent] = []
 
     async def run() -> None:
         async with client.stream("GET", url, headers=headers) as resp:
             assert resp.status_code == 200, await resp.aread()
             assert resp.headers["content-type"].startswith("text/event-stream")
-            if started is not None:
-                started.set()
             fields: dict[str, str] = {}
             async for line in resp.aiter_lines():
                 if line == "":
@@ -85,6 +87,8 @@ async def read_events(
                                 fields.get("id"), fields.get("event"), orjson.loads(fields["data"])
                             )
                         )
+                        if started is not None:
+                            started.set()  # subscribed, and the current state is in
                         if len(events) == count:
                             return
                     fields = {}

@@ -40,6 +40,9 @@ class HubProcess:
         self.admin_token = admin_token
         self.env = {k: v for k, v in os.environ.items() if k != "HUB_ADMIN_TOKEN"}
         self.env["HUB_LOG_LEVEL"] = "info"
+        # Test instances mostly point at ports nothing listens on; tests of active health
+        # checks turn probing back on with env={"HUB_PROBING": "true"}.
+        self.env["HUB_PROBING"] = "false"
         if admin_token is not None:
             self.env["HUB_ADMIN_TOKEN"] = admin_token
         self.env.update(env or {})

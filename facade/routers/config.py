@@ -15,7 +15,14 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request
 from starlette.responses import StreamingResponse
 
 from facade.config_models import WebhookCreate
-from facade.config_store import Scope, WriteMode, etag, parse_if_match, parse_wait
+from facade.config_store import (
+    MAX_VERSION,
+    Scope,
+    WriteMode,
+    etag,
+    parse_if_match,
+    parse_wait,
+)
 from facade.context import Configurator, HubDep, Reader, parse_tenant_context
 from facade.errors import error_doc
 from facade.models import TENANT_ID_PATTERN
@@ -29,13 +36,13 @@ router = APIRouter(tags=["config"])
 
 TenantIdPath = Annotated[str, Path(pattern=TENANT_ID_PATTERN, description="Tenant id.")]
 VersionPath = Annotated[
-    int, Path(ge=1, le=2**63 - 1, description="A version listed by .../history.")
+    int, Path(ge=1, le=MAX_VERSION, description="A version listed by .../history.")
 ]
 IndexQuery = Annotated[
     int | None,
     Query(
         ge=0,
-        le=2**63 - 1,
+        le=MAX_VERSION,
         description="Blocking read: answer once the version exceeds this index.",
     ),
 ]
@@ -95,7 +102,7 @@ def _last_event_id(request: Request) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw.strip() == "":
         return None
-    if not raw.strip().isdigit():
+    if not raw.strip().isdigit() or len(raw.strip()) > 16 or int(raw) > MAX_VERSION:
         raise errors.InvalidRequest(
             "Last-Event-ID must be a version number", details={"value": raw[:50]}
         )
@@ -192,6 +199,7 @@ async def register_webhook(
     """Register a URL for config changes; the answer holds the signing secret, once."""
     if req.tenant_id is not None:
         request.state.audit_tenant = req.tenant_id
+        await hub.tenants.await_visible(req.tenant_id)
     result = await hub.webhooks.register(
         url=req.url, tenant_id=req.tenant_id, secret=req.secret, description=req.description
     )

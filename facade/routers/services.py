@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from facade.balancing import Strategy
+from facade.balancing import STRATEGIES, Strategy
 from facade.context import (
     TENANT_QUERY_DOC,
     HubDep,
@@ -48,6 +48,7 @@ LegacyMode = Annotated[
 
 
 def read_response(body: dict[str, Any], stale: bool) -> JSONBytesResponse:
+    """A read answer, with ``X-Hub-Stale`` when the view could not reach the backend."""
     return json_response(body, headers={"X-Hub-Stale": "true"} if stale else None)
 
 
@@ -99,24 +100,39 @@ _TENANT_HEADER_DOCS = [
 ]
 
 
+_STRATEGY_DOC = {
+    "name": "strategy",
+    "in": "query",
+    "required": False,
+    "description": "p2c (default), round_robin, least_load or random; see docs/selection.md.",
+    "schema": {"type": "string", "enum": list(STRATEGIES)},
+}
+
+
 @router.get(
     "/discover/{name}",
     response_model=DiscoveryOut,
     responses=error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
-    openapi_extra={"parameters": _TENANT_HEADER_DOCS},
+    openapi_extra={"parameters": [*_TENANT_HEADER_DOCS, _STRATEGY_DOC]},
 )
-async def discover_service(
-    name: ServiceNamePath, request: Request, strategy: StrategyQuery = None
-) -> JSONBytesResponse:
+async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytesResponse:
     """Where to call ``name`` directly: the recommended endpoint and every healthy one.
 
     Degraded instances only when none is healthy (``degraded_fallback``); nothing when
     the caller's tier has the service's circuit OPEN (``circuit.retry_at`` says until when).
-    The hot path: it reads the request directly instead of through dependencies.
+
+    The hot path: it reads the request directly instead of through dependencies,
+    which costs a third of the hub's time per request.
     """
     hub: Hub = request.app.state.hub
     principal = hub.access.authorize(request, Permission.READ)
     ctx = parse_tenant_context(request, principal, request.query_params.get("tenant_id"))
+    strategy = request.query_params.get("strategy")
+    if strategy is not None and strategy not in STRATEGIES:
+        raise errors.InvalidRequest(
+            f"unknown strategy {strategy!r}",
+            details={"errors": [{"field": "strategy", "allowed": list(STRATEGIES)}]},
+        )
     answer = hub.discovery.discover(name, ctx, strategy)
     return read_response(answer, answer["stale"])
 

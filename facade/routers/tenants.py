@@ -13,6 +13,7 @@ from facade.errors import error_doc
 from facade.models import TENANT_ID_PATTERN
 from facade.quotas import RESOURCES
 from facade.responses import JSONBytesResponse, json_response
+from facade.runtime import Hub
 from facade.security import Principal, Role
 from shared import errors
 from shared.tenancy import TenantContext
@@ -28,6 +29,14 @@ def for_tenant(principal: Principal, request: Request, tenant_id: str) -> None:
     """Refuse a tenant-bound token addressing another tenant; name the tenant in the audit."""
     principal.require_tenant(tenant_id)
     request.state.audit_tenant = tenant_id
+
+
+async def for_known_tenant(
+    hub: Hub, principal: Principal, request: Request, tenant_id: str
+) -> None:
+    """:func:`for_tenant`, and wait for a tenant this replica has not seen yet."""
+    for_tenant(principal, request, tenant_id)
+    await hub.tenants.await_visible(tenant_id)
 
 
 def author_of(principal: Principal, request: Request) -> str:
@@ -64,7 +73,7 @@ async def get_tenant(
     tenant_id: TenantIdPath, request: Request, hub: HubDep, caller: Reader
 ) -> JSONBytesResponse:
     """One tenant; the ETag is its version."""
-    for_tenant(caller, request, tenant_id)
+    await for_known_tenant(hub, caller, request, tenant_id)
     return _tenant(hub.tenants.get(tenant_id))
 
 
@@ -106,7 +115,7 @@ async def tenant_usage(
     tenant_id: TenantIdPath, request: Request, hub: HubDep, caller: Reader
 ) -> JSONBytesResponse:
     """Used, limit, remaining and utilization of every quota-controlled resource."""
-    for_tenant(caller, request, tenant_id)
+    await for_known_tenant(hub, caller, request, tenant_id)
     return json_response(hub.quotas.usage(tenant_id))
 
 
@@ -123,7 +132,7 @@ async def check_resource(
     req: AmountBody = None,
 ) -> JSONBytesResponse:
     """Whether ``amount`` more would fit now (reserves nothing)."""
-    for_tenant(caller, request, tenant_id)
+    await for_known_tenant(hub, caller, request, tenant_id)
     amount = (req or ResourceAmount()).amount
     return json_response(hub.quotas.check(tenant_id, resource_type, amount))
 
@@ -141,7 +150,7 @@ async def allocate_resource(
     req: AmountBody = None,
 ) -> JSONBytesResponse:
     """Reserve ``amount`` atomically; 429 naming the resource, limit and usage if it won't fit."""
-    for_tenant(caller, request, tenant_id)
+    await for_known_tenant(hub, caller, request, tenant_id)
     amount = (req or ResourceAmount()).amount
     return json_response(await hub.quotas.allocate(tenant_id, resource_type, amount))
 
@@ -161,6 +170,6 @@ async def release_resource(
     req: AmountBody = None,
 ) -> JSONBytesResponse:
     """Give back ``amount``; 409 if the tenant holds less (usage never goes negative)."""
-    for_tenant(caller, request, tenant_id)
+    await for_known_tenant(hub, caller, request, tenant_id)
     amount = (req or ResourceAmount()).amount
     return json_response(await hub.quotas.release(tenant_id, resource_type, amount))

@@ -50,6 +50,9 @@ async def running_hub(backend_factory: BackendFactory, tmp_path: Path) -> AsyncI
         data_dir=tmp_path / "unused",
         max_body_bytes=16_384,
         admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        # Instances here point at ports nothing listens on; active health checks would
+        # (rightly) mark them critical. Probing is tested in tests/integration.
+        probing=False,
     )
     app = create_app(settings, backend=backend)
     hub: Hub = app.state.hub

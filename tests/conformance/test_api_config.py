@@ -329,6 +329,15 @@ async def test_rollback_restores_a_version_as_a_new_one(api: httpx.AsyncClient) 
     assert [h["action"] for h in history] == ["rollback", "put", "put"]
 
     assert_error(await api.post("/config/rb/rollback/999999"), 404, "config_version_not_found")
+    for bad in (2**64, 2**53, 0):  # out of range: refused as input, never a 500
+        assert_error(await api.post(f"/config/rollback/{bad}"), 422, "invalid_request")
+    assert_error(await api.get("/config", params={"index": 2**64}), 422, "invalid_request")
+    assert_error(
+        await api.put("/config", json={"x": 1}, headers={"If-Match": f'"{2**64}"'}),
+        422,
+        "invalid_request",
+    )
+    assert_error(await api.put("/config", json={"x": 10**30}), 422, "invalid_request")
     # Global rollback.
     g1 = (await api.put("/config", json={"features": {"a": True}})).json()
     await api.put("/config", json={"features": {"a": False}})
@@ -582,8 +591,11 @@ async def test_global_sse_replays_each_missed_version(config_hub: ConfigHub) -> 
     assert [int(e.id or 0) for e in events] == [v3]
     # A bad Last-Event-ID is a 4xx, not a broken stream.
     async with httpx.AsyncClient(timeout=30, headers=ADMIN) as client:
-        resp = await client.get(f"{config_hub.url}/config/watch", headers={"Last-Event-ID": "x"})
-    assert_error(resp, 422, "invalid_request")
+        for bad in ("x", str(2**64)):
+            resp = await client.get(
+                f"{config_hub.url}/config/watch", headers={"Last-Event-ID": bad}
+            )
+            assert_error(resp, 422, "invalid_request")
 
 
 # -- webhooks --------------------------------------------------------------------------

@@ -190,7 +190,8 @@ async def test_recommendations_follow_weights(api: httpx.AsyncClient) -> None:
     for _ in range(400):
         resp = await api.get("/services/discover/quotes", params={"strategy": "round_robin"})
         picks[resp.json()["recommended_endpoint"]] += 1
-    # Smooth weighted round robin is exact over whole cycles of sum(weights) picks.
+    # Smooth weighted round robin is exact over whole cycles of sum(weights) picks (the
+    # default, p2c, follows weights statistically: tests/unit/test_balancing.py).
     assert picks == {"http://127.0.0.1:9101": 100, "http://127.0.0.1:9102": 300}
 
 

@@ -25,14 +25,16 @@ path, query, body, ``X-Consul-Token``) so tests assert exactly what the adapter 
 
 Deliberate simplifications, each noted where it matters: one node (``fake-node``) whose
 agent syncs registrations to the catalog at once (a real agent's anti-entropy is
-asynchronous); sessions expire exactly at their TTL (Consul may take up to twice as
-long); HTTP/TCP checks are not run: a test sets their status with :meth:`set_check`.
+asynchronous); sessions expire at twice their TTL (the documented worst case); HTTP/TCP
+checks are not run: a test sets their status with :meth:`set_check`.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 import threading
 import time
 import uuid
@@ -46,6 +48,9 @@ NODE_ADDRESS = "127.0.0.1"
 DATACENTER = "dc1"
 MAX_WAIT = 600.0
 DEFAULT_WAIT = 300.0
+SESSION_TTL_MULTIPLIER = 2
+"""The session docs: "sessions may not be reaped for up to double this TTL". The fake
+takes that worst case, so nothing the adapter does may rely on prompt expiry."""
 
 
 class ConsulError(Exception):
@@ -251,7 +256,10 @@ class FakeConsul:
             modify_index=6,
             output="Agent alive and reachable",
         )
+        self.address = ""
+        """``http://127.0.0.1:<port>`` once started."""
         self._stopping = False
+        self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -267,6 +275,16 @@ class FakeConsul:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with fake._lock:
+                    fake._connections.discard(self.connection)
+                super().finish()
+
             def _handle(self) -> None:
                 fake._serve(self)
 
@@ -280,7 +298,8 @@ class FakeConsul:
         self._threads = [serve, reaper]
         serve.start()
         reaper.start()
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        self.address = f"http://127.0.0.1:{server.server_address[1]}"
+        return self.address
 
     def stop(self) -> None:
         """Stop serving; held blocking queries are released first."""
@@ -290,6 +309,12 @@ class FakeConsul:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        # Like an agent that went away: kept-alive connections are cut, not served on.
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
             thread.join(timeout=5)
 
@@ -321,6 +346,9 @@ class FakeConsul:
     # -- dispatch -------------------------------------------------------------------
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        if self._stopping:
+            handler.close_connection = True
+            return
         parts = urlsplit(handler.path)
         path = unquote(parts.path)
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -493,6 +521,7 @@ class FakeConsul:
 
     def _kv_put(self, key: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         flags = int(query.get("flags", ["0"])[0] or 0)
+        op: dict[str, Any]
         with self._lock:
             if "acquire" in query:
                 op = {"Verb": "lock", "Key": key, "Session": query["acquire"][0]}
@@ -657,7 +686,7 @@ class FakeConsul:
                 behavior=behavior,
                 lock_delay=lock_delay,
                 create_index=index,
-                expires_at=time.monotonic() + ttl if ttl else None,
+                expires_at=time.monotonic() + SESSION_TTL_MULTIPLIER * ttl if ttl else None,
             )
             self._sessions[session.id] = session
             return 200, {"ID": session.id}
@@ -668,7 +697,7 @@ class FakeConsul:
             if session is None:
                 raise ConsulError(404, f"Session id '{session_id}' not found")
             if session.ttl:
-                session.expires_at = time.monotonic() + session.ttl
+                session.expires_at = time.monotonic() + SESSION_TTL_MULTIPLIER * session.ttl
             return 200, [session.to_json()]
 
     def _session_destroy(self, session_id: str) -> tuple[int, Any]:

@@ -45,14 +45,13 @@ PREFIX = "hub-contract/"
 @pytest.fixture
 def fake() -> Iterator[FakeConsul]:
     server = FakeConsul(acl_tokens={"root-token": "write", "reader-token": "read"})
-    server.address = server.start()  # type: ignore[attr-defined]
+    server.start()
     yield server
     server.stop()
 
 
 def address(fake: FakeConsul) -> str:
-    value: str = fake.address  # type: ignore[attr-defined]
-    return value
+    return fake.address
 
 
 @pytest.fixture
@@ -223,7 +222,7 @@ async def test_lease_is_a_delete_session_and_keys_are_acquired(
     backend: ConsulBackend, fake: FakeConsul
 ) -> None:
     lease = await backend.grant_lease(1)
-    assert lease.ttl == 10  # Consul's minimum session TTL
+    assert lease.ttl == 1  # the hub enforces it; Consul's TTL (10s at least) is a backstop
     (create,) = fake.requests_to("/v1/session/create", "PUT")
     assert create.json() == {
         "Name": "central-hub lease",
@@ -502,6 +501,36 @@ def test_hub_records_round_trip_through_a_registration() -> None:
     registration = registration_for("pricing", "pricing-1", {**RECORD, "load": 0.25, "lease": 7})
     back = record_from_service(registration_as_catalog_entry(registration), node_address="")
     assert back == {**RECORD, "load": 0.25, "lease": 7}
+
+
+async def test_an_instance_bound_to_a_lease_goes_when_the_lease_ends(
+    backend: ConsulBackend, fake: FakeConsul
+) -> None:
+    lease = await backend.grant_lease(30)
+    rev = await backend.put_instance(
+        "pricing", "pricing-1", json.dumps(RECORD).encode(), lease=lease.id
+    )
+    kv = await backend.get("catalog/pricing/pricing-1")
+    assert kv is not None
+    assert kv.lease == lease.id
+    (register,) = fake.requests_to("/v1/agent/service/register", "PUT")
+    assert register.json()["Meta"]["hub-lease"] == str(lease.id)
+    stream = backend.watch("catalog/", start_revision=rev + 1)
+    await backend.revoke_lease(lease.id)
+    (event,) = await next_events(stream, 1)
+    assert (event.type, event.key) == (EventType.DELETE, "catalog/pricing/pricing-1")
+    assert fake.requests_to("/v1/agent/service/deregister/pricing-1", "PUT")
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_watch_fails_with_backend_unavailable_when_the_agent_goes(
+    backend: ConsulBackend, fake: FakeConsul
+) -> None:
+    start = await backend.current_revision() + 1
+    stream = backend.watch("", start_revision=start)
+    fake.stop()
+    with pytest.raises(BackendUnavailable):
+        await next_events(stream, 1, timeout=30)
 
 
 # -- leader election --------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""Integration fixtures: hub processes, in-process hubs and real loopback services.
+"""Integration fixtures: hub processes that are always stopped after the test, in-process
+hubs, and real loopback services.
 
-Hub processes are always stopped (by PID) after the test.
-
-A hub here is the real application (``create_app``) with its lifespan running and an
-embedded backend in a temporary directory; requests go through httpx's ASGI transport.
-Several hubs on one directory are several replicas sharing one backend.
+An in-process hub is the real application (``create_app``) with its lifespan running and
+an embedded backend in a temporary directory, requests going through httpx's ASGI
+transport as the test admin. Several hubs on one directory are several replicas sharing
+one backend.
 """
 
 from __future__ import annotations
@@ -32,6 +32,21 @@ T = TypeVar("T")
 FAST_CHECK = {"interval": 0.3, "timeout": 0.25, "failures_before_critical": 2}
 
 
+@pytest.fixture
+def hub_processes(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
+    """Factory for real hub processes; every one started is stopped by PID afterwards."""
+    started: list[HubProcess] = []
+
+    def make(**kwargs: Any) -> HubProcess:
+        proc = HubProcess(kwargs.pop("workdir", tmp_path), **kwargs)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.stop()
+
+
 class RunningHub:
     """One in-process hub replica and an HTTP client for it."""
 
@@ -57,7 +72,7 @@ async def running_hub(
     data_dir: Path, backend: Backend | None = None, **settings: Any
 ) -> AsyncIterator[RunningHub]:
     """A started hub on ``data_dir``; stopped (releasing leadership) on exit."""
-    settings.setdefault("admin_token", TEST_ADMIN_TOKEN)
+    settings = {"admin_token": TEST_ADMIN_TOKEN} | settings
     app = create_app(load_settings(data_dir=data_dir, **settings), backend=backend)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -95,18 +110,3 @@ async def loopback_services() -> AsyncIterator[ServiceFactory]:
     yield start
     for service in started:
         await service.stop()
-
-
-@pytest.fixture
-def hub_processes(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
-    """Factory for real hub processes; every one started is stopped by PID afterwards."""
-    started: list[HubProcess] = []
-
-    def make(**kwargs: Any) -> HubProcess:
-        proc = HubProcess(kwargs.pop("workdir", tmp_path), **kwargs)
-        started.append(proc)
-        return proc
-
-    yield make
-    for proc in started:
-        proc.stop()

@@ -114,6 +114,9 @@ async def test_open_circuit_removes_endpoints_for_that_tier_only_then_recovers(
         assert body["tiers"]["pro"]["state"] == "CLOSED"
         assert body["tiers"]["free"]["state"] == "CLOSED"
         assert body["tiers"]["enterprise"]["trip"]["failure_rate"] == 0.2
+        metrics = (await hub.client.get("/metrics")).text
+        assert 'hub_circuit_state{service="ml-processing",tier="enterprise"} 2.0' in metrics
+        assert 'hub_circuit_state{service="ml-processing",tier="free"} 0.0' in metrics
 
         state = (await hub.client.get("/circuits/ml-processing", headers=ENTERPRISE)).json()
         assert (state["state"], state["subscription_tier"]) == ("OPEN", "enterprise")
@@ -187,7 +190,9 @@ async def test_circuit_state_is_shared_by_replicas(
             await report(first, "settlement", False, tier="pro")
 
         async def second_sees_open() -> None:
-            state = (await second.client.get("/circuits/settlement")).json()
+            response = await second.client.get("/circuits/settlement")
+            assert response.status_code == 200, response.text  # its view may lag a moment
+            state = response.json()
             assert state["tiers"]["pro"]["state"] == "OPEN"
             assert state["tiers"]["pro"]["trip"]["reason"] == "failure_rate"
             pro = {"x-tenant-id": "p", "x-subscription-tier": "pro"}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters import create_backend
+from adapters import EventType, create_backend
 from adapters.etcd import EtcdBackend
 from shared.errors import InvalidRequest
 from tests.etcd_cluster import EtcdCluster
@@ -71,3 +72,32 @@ async def test_registry_builds_it_and_describe_hides_credentials(etcd_server: Et
 def test_bad_configuration_is_rejected(endpoints: str, namespace: str) -> None:
     with pytest.raises(InvalidRequest):
         EtcdBackend(endpoints, namespace=namespace)
+
+
+async def test_an_idle_watch_is_reopened_quietly_without_losing_events(
+    etcd_server: EtcdCluster, namespace: str
+) -> None:
+    # Shorter than the test etcd's 1 s progress interval: the stream times out while idle.
+    backend = EtcdBackend(etcd_server.endpoints, namespace=namespace, watch_idle_timeout=0.3)
+    await backend.open()
+    try:
+        start = await backend.current_revision() + 1
+        first = await backend.put("idle/1", b"a")
+        seen: list[tuple[str, int]] = []
+
+        async def follow() -> None:
+            async for event in backend.watch("idle/", start_revision=start):
+                if event.type is EventType.PROGRESS:
+                    continue
+                seen.append((event.key, event.revision))
+                if len(seen) == 2:
+                    return
+
+        task = asyncio.create_task(follow())
+        await asyncio.sleep(1.5)  # several idle timeouts and reopenings
+        assert not task.done()
+        second = await backend.put("idle/2", b"b")
+        await asyncio.wait_for(task, 10)
+        assert seen == [("idle/1", first), ("idle/2", second)]
+    finally:
+        await backend.close()

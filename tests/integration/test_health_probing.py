@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -247,10 +246,8 @@ async def test_no_probing_when_the_backend_checks_natively(
 ) -> None:
     service = await loopback_services("fail")
     backend = NativeChecksBackend(tmp_path / "native", poll_interval=0.02)
-    await backend.open()  # an injected backend is its owner's to open and close
-    async with contextlib.AsyncExitStack() as stack:
-        stack.push_async_callback(backend.close)
-        hub = await stack.enter_async_context(running_hub(tmp_path, backend=backend))
+    await backend.open()  # an injected backend is opened and closed by its owner
+    async with running_hub(tmp_path, backend=backend) as hub:
         assert hub.hub.prober is None
         health = (await hub.client.get("/health")).json()
         assert health["prober"] == {"enabled": False, "reason": "backend checks natively"}
@@ -267,3 +264,4 @@ async def test_no_probing_when_the_backend_checks_natively(
         assert service.requests == 0
         detail = (await hub.client.get("/health/services/native")).json()
         assert detail["checked_by"] == "backend"
+    await backend.close()

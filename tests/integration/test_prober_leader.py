@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.integration.conftest import FAST_CHECK, ServiceFactory, eventually, running_hub
-from tests.processes import ADMIN_HEADERS, TEST_ADMIN_TOKEN
+from tests.processes import ADMIN_HEADERS, HubProcess
 
 
 async def test_one_replica_probes_and_another_takes_over_on_stop(
@@ -53,71 +48,47 @@ async def test_one_replica_probes_and_another_takes_over_on_stop(
             await eventually(critical_via_second)
 
 
-@pytest.fixture
-def hub_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A real hub process on a loopback port; killed by PID afterwards if still alive."""
-    port = free_port()
-    env = os.environ | {
-        "HUB_LEADER_TTL": "2",
-        "HUB_LOG_LEVEL": "warning",
-        "HUB_ADMIN_TOKEN": TEST_ADMIN_TOKEN,
-    }
-    command = [sys.executable, "-m", "facade.cli", "run", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--data-dir", str(tmp_path)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-
-
 @pytest.mark.slow
 async def test_takeover_within_the_lease_ttl_after_the_leader_is_killed(
     tmp_path: Path,
     loopback_services: ServiceFactory,
-    hub_process: tuple[subprocess.Popen[bytes], str],
+    hub_processes: Callable[..., HubProcess],
 ) -> None:
-    process, url = hub_process
+    data_dir = tmp_path / "data"
+    leader = hub_processes(
+        args=["--data-dir", str(data_dir)],
+        env={"HUB_PROBING": "true", "HUB_LEADER_TTL": "2"},
+    ).start()
     service = await loopback_services()
-    async with httpx.AsyncClient(base_url=url, timeout=5, headers=ADMIN_HEADERS) as remote:
+    async with httpx.AsyncClient(base_url=leader.url, timeout=5, headers=ADMIN_HEADERS) as remote:
 
         async def remote_leads() -> None:
-            try:
-                health = (await remote.get("/health")).json()
-            except httpx.TransportError as exc:
-                raise AssertionError(f"hub process not up yet: {exc}") from exc
+            health = (await remote.get("/health")).json()
             assert health["prober"]["leader"] is True
 
-        await eventually(remote_leads, timeout=60)
+        await eventually(remote_leads)
         registered = await remote.post(
             "/services/register",
             json={"name": "margin", "host": service.host, "port": service.port}
             | {"check": FAST_CHECK},
         )
-        assert registered.status_code == 201
+        assert registered.status_code == 201, registered.text
 
-        async with running_hub(tmp_path, leader_ttl=2) as survivor:
+    async with running_hub(data_dir, leader_ttl=2) as survivor:
+        assert survivor.hub.prober is not None
+        assert not survivor.hub.prober.running
+        leader.kill()  # SIGKILL: no release, the lease has to expire
+
+        async def survivor_probes() -> None:
             assert survivor.hub.prober is not None
-            assert not survivor.hub.prober.running
-            os.kill(process.pid, signal.SIGKILL)  # no release: the lease must expire
-            process.wait(timeout=30)
+            assert survivor.hub.prober.running
+            assert survivor.hub.prober.stats.probes > 0
 
-            async def survivor_probes() -> None:
-                assert survivor.hub.prober is not None
-                assert survivor.hub.prober.running
-                assert survivor.hub.prober.stats.probes > 0
+        await eventually(survivor_probes)
+        service.mode = "fail"
 
-            await eventually(survivor_probes)
-            service.mode = "fail"
+        async def critical() -> None:
+            summary = (await survivor.client.get("/health/services")).json()
+            assert summary["margin"]["status"] == "critical"
 
-            async def critical() -> None:
-                summary = (await survivor.client.get("/health/services")).json()
-                assert summary["margin"]["status"] == "critical"
-
-            await eventually(critical)
+        await eventually(critical)

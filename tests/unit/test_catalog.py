@@ -8,15 +8,11 @@ import orjson
 
 from adapters import EventType, WatchEvent
 from facade.balancing import SmoothWeightedRoundRobin
-from facade.catalog import CandidateSet, CatalogIndex, Instance, endpoint_url
+from facade.catalog import CatalogIndex, Instance, endpoint_url
 
 
 def put(index: CatalogIndex, key: str, value: dict[str, object], rev: int) -> None:
     index.apply(WatchEvent(EventType.PUT, key, rev, orjson.dumps(value)), None)
-
-
-def ids(candidates: CandidateSet) -> list[str]:
-    return [c.instance.instance_id for c in candidates.candidates]
 
 
 def record(iid: str, port: int, weight: int = 1) -> dict[str, object]:
@@ -29,14 +25,15 @@ def test_health_overlay_and_degraded_fallback() -> None:
     put(index, "catalog/svc/b", record("b", 2), 2)
     state = index.get("svc")
     assert state is not None
-    assert ids(state.candidates()) == ["a", "b"]
+    assert [c.instance.instance_id for c in state.candidates().candidates] == ["a", "b"]
     put(index, "health/svc/a", {"status": "critical"}, 3)
-    assert ids(state.candidates()) == ["b"]
+    assert [c.instance.instance_id for c in state.candidates().candidates] == ["b"]
     put(index, "health/svc/b", {"status": "degraded"}, 4)
-    assert state.candidates().degraded_fallback is True
-    assert ids(state.candidates()) == ["b"]
+    candidates = state.candidates()
+    assert candidates.degraded_fallback is True
+    assert [c.instance.instance_id for c in candidates.candidates] == ["b"]
     put(index, "health/svc/b", {"status": "critical"}, 5)
-    assert ids(state.candidates()) == []
+    assert not state.candidates()
     assert state.candidates().degraded_fallback is False
 
 

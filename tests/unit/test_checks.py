@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facade.checks import CheckSpec, HealthTracker, latency_bucket_changed, parse_iso_utc
+from facade.checks import CheckSpec, HealthTracker, latency_changed, parse_iso_utc
 
 
 def spec(**overrides: object) -> CheckSpec:
@@ -117,12 +117,13 @@ def test_writes_only_on_meaningful_change() -> None:
     assert tracker.should_write(now=64, refresh_seconds=60)
 
 
-def test_latency_doubling_is_a_meaningful_change() -> None:
-    assert not latency_bucket_changed(10.0, 19.0)
-    assert latency_bucket_changed(10.0, 20.0)
-    assert latency_bucket_changed(10.0, 4.0)
-    assert not latency_bucket_changed(0.2, 0.9)  # sub-millisecond noise
-    assert latency_bucket_changed(None, 5.0)
+def test_latency_doubling_by_a_tenth_of_the_threshold_is_a_meaningful_change() -> None:
+    assert not latency_changed(100.0, 190.0, degraded_latency_ms=500)
+    assert latency_changed(100.0, 200.0, degraded_latency_ms=500)
+    assert latency_changed(100.0, 40.0, degraded_latency_ms=500)
+    assert not latency_changed(2.0, 40.0, degraded_latency_ms=500)  # loopback jitter
+    assert latency_changed(2.0, 40.0, degraded_latency_ms=100)
+    assert latency_changed(None, 5.0, degraded_latency_ms=500)
 
 
 def test_record_has_the_seed_fields_and_survives_a_leader_change() -> None:

@@ -67,6 +67,7 @@ def test_valid_configs_pass_unchanged(doc: dict[str, object]) -> None:
         ({"rate_limits": {"bad name": 1}}, "rate_limits.bad name"),
         ({"": 1}, ""),
         ({"custom": None}, "custom"),
+        ({"custom": {"huge": 10**30}}, "custom.huge"),
     ],
 )
 def test_invalid_configs_name_the_field(doc: dict[str, object], field: str) -> None:
@@ -108,8 +109,9 @@ def test_if_match_forms() -> None:
     assert parse_if_match('"12"') == {12}
     assert parse_if_match('W/"12", "13"') == {12, 13}
     assert parse_if_match("14") == {14}
-    with pytest.raises(InvalidRequest):
-        parse_if_match('"abc"')
+    for bad in ('"abc"', f'"{2**64}"', f'"{2**53}"'):
+        with pytest.raises(InvalidRequest):
+            parse_if_match(bad)
 
 
 def test_wait_durations_like_consul() -> None:

@@ -84,8 +84,8 @@ export interface ServiceRegistration {
     | undefined;
   /** empty = the hub assigns one */
   instanceId: string;
-  /** unset = derived from protocol and ttl */
-  check?: HealthCheck | undefined;
+  /** unset = chosen from protocol and ttl */
+  check: HealthCheck | undefined;
 }
 
 export interface ServiceRegistration_MetaEntry {
@@ -93,15 +93,22 @@ export interface ServiceRegistration_MetaEntry {
   value: string;
 }
 
-/** How the hub checks an instance (seconds and milliseconds, as in the HTTP API). */
+/** How the hub checks an instance; unset fields take the hub's defaults. */
 export interface HealthCheck {
-  /** "http", "tcp" or "ttl"; empty = derived */
+  /** "http", "tcp" or "ttl" */
   kind: string;
-  interval?: number | undefined;
+  /** seconds between probes */
+  interval?:
+    | number
+    | undefined;
+  /** seconds before a probe fails */
   timeout?: number | undefined;
   failuresBeforeCritical?: number | undefined;
   successesBeforePassing?: number | undefined;
-  degradedLatencyMs?: number | undefined;
+  degradedLatencyMs?:
+    | number
+    | undefined;
+  /** seconds critical before deregistration */
   deregisterAfter?: number | undefined;
 }
 
