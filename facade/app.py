@@ -12,6 +12,7 @@ from facade.audit import AuditMiddleware
 from facade.errors import RequestLimits, install_error_handlers
 from facade.routers import admin, circuits, monitoring, services, tenants
 from facade.routers import config as config_routes
+from facade.routers import errors as error_routes
 from facade.routers import health as health_routes
 from facade.routers import hub as hub_routes
 from facade.runtime import Hub
@@ -59,5 +60,6 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.include_router(tenants.router)
     app.include_router(config_routes.router)
     app.include_router(monitoring.router)
+    app.include_router(error_routes.router)
     app.include_router(admin.router)
     return app

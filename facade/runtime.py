@@ -16,6 +16,7 @@ from facade.circuit_service import CircuitService
 from facade.circuits import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
 from facade.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
 from facade.discovery import DiscoveryService
+from facade.error_groups import ErrorGroupService
 from facade.health import HealthMetrics, HealthService
 from facade.leader import LEADER_PREFIX, LeaderElection
 from facade.prober import HealthProber
@@ -51,6 +52,12 @@ class Hub:
             visibility_timeout=settings.write_visibility_timeout,
         )
         self._init_health(settings)
+        self.error_groups = ErrorGroupService(
+            self.backend,
+            self.view,
+            visibility_timeout=settings.write_visibility_timeout,
+            max_groups_per_service=settings.error_groups_per_service,
+        )
         self._init_tenancy(settings)
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.tokens = TokenService(

@@ -130,6 +130,12 @@ class HubSettings(BaseSettings):
     config_history_limit: int = Field(
         100, ge=1, le=10_000, description="Config versions kept per layer (global, tenant)."
     )
+    error_groups_per_service: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="ErrorDNA groups kept per service; the least recently seen goes first.",
+    )
     config_keepalive: float = Field(
         15.0, gt=0, le=300, description="Seconds between keep-alive comments on config streams."
     )

@@ -176,6 +176,16 @@ def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> 
         assert group["count"] == 2
         assert group["tenants"] == ["company_abc"]
 
+        # the new group was reported to the hub, which lists it per service and tenant
+        def reported() -> bool:
+            return client.top_errors(service=SERVICE)["total_groups"] == 1
+
+        eventually(reported, timeout=10, what="error group reported to the hub")
+        (hub_group,) = client.top_errors(service=SERVICE, tenant_id=TENANT)["groups"]
+        assert hub_group["fingerprint"] == analysis["fingerprint"]
+        assert hub_group["category"] == "validation"
+        assert hub_group["tenants"] == {TENANT: 1}
+
         # 4. an accepted order is published as an Order inside a MessageEnvelope that
         #    carries the caller's correlation id
         accepted = http.post(
