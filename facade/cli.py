@@ -139,6 +139,9 @@ def _run(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,
         server_header=False,
+        # Long polls and event streams would otherwise hold a SIGTERM for up to their
+        # wait (minutes); after this many seconds the remaining requests are cancelled.
+        timeout_graceful_shutdown=5,
     )
     return 0
 
