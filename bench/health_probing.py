@@ -70,8 +70,18 @@ async def serve_fleet(count: int) -> None:
             writer.close()
 
     servers: dict[int, asyncio.Server] = {}
+    connections: dict[int, set[asyncio.StreamWriter]] = {}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        port = writer.get_extra_info("sockname")[1]
+        connections.setdefault(port, set()).add(writer)
+        try:
+            await handle(reader, writer)
+        finally:
+            connections.get(port, set()).discard(writer)
+
     for _ in range(count):
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=64)
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=64)
         servers[server.sockets[0].getsockname()[1]] = server
     print(json.dumps(sorted(servers)), flush=True)
     loop = asyncio.get_running_loop()
@@ -80,7 +90,10 @@ async def serve_fleet(count: int) -> None:
     while line := await reader.readline():
         command, _, port = line.decode().partition(" ")
         if command == "down" and int(port) in servers:
+            # Like a process dying: no listener, and its open connections are gone too.
             servers.pop(int(port)).close()
+            for writer in connections.pop(int(port), set()):
+                writer.transport.abort()
             print(f"down {int(port)}", flush=True)
 
 
@@ -171,8 +184,8 @@ async def drive(
         )
         lag = after["lag_ms"]
         print(
-            f"start lag behind schedule (term, ms): p50 {lag['p50']}  p99 {lag['p99']}  "
-            f"max {lag['max']:.1f}"
+            f"start lag behind schedule (last 10,000 probes, ms): p50 {lag['p50']}  "
+            f"p99 {lag['p99']}  max {lag['max']:.1f}"
         )
         writes = after["writes"] - before["writes"]
         print(
@@ -202,7 +215,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--failures", type=int, default=3, help="failures_before_critical")
     parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--measure", type=float, default=30.0, help="seconds of steady probing")
+    parser.add_argument("--measure", type=float, default=60.0, help="seconds of steady probing")
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve_fleet(args.serve))

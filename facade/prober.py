@@ -1,14 +1,16 @@
 """The active health prober: runs on the elected replica only (see ``facade.leader``).
 
 One scheduler task keeps a heap of due probes; each probe runs as its own task but at
-most ``concurrency`` run at once (a semaphore), HTTP through one shared
-``httpx.AsyncClient`` and TCP through ``asyncio.open_connection``. Schedules are fixed
-rate (``next = previous due + interval``), so a slow round does not drift; a probe still
+most ``concurrency`` run at once (a semaphore), HTTP through ``httpx.AsyncClient`` (one
+per target, holding a kept-alive connection) and TCP through ``asyncio.open_connection``.
+Schedules are fixed rate (``next = previous due + interval``), so a slow round does not
+drift; a probe still
 running when its next turn comes is skipped and counted, never stacked. How late probes
 start against their schedule is recorded (:meth:`HealthProber.stats`).
 
-Results go through :class:`facade.checks.HealthTracker` and are written to
-``health/<service>/<instance>`` only when they change meaningfully
+Results go through :class:`facade.checks.HealthTracker` and are written (by one writer
+task, coalescing per instance) to ``health/<service>/<instance>`` only when they change
+meaningfully
 (:meth:`~facade.checks.HealthTracker.should_write`), so a steady fleet costs one write
 per instance per ``refresh_seconds``, not one per probe. Probe outcomes of instances that
 discovery currently offers also feed the service's circuit breakers; outcomes of
@@ -47,6 +49,8 @@ log = logging.getLogger("central_hub.prober")
 
 MAX_IDLE_WAIT = 0.25
 """Longest the scheduler sleeps, so catalog changes are picked up promptly."""
+LAG_SAMPLES = 10_000
+"""Probes the start-lag percentiles are computed over (the most recent ones)."""
 KEEPALIVE_TARGETS = 4096
 """HTTP targets that get a kept-alive connection of their own; any beyond share one
 client that reconnects per probe (bounds the prober's idle sockets)."""
@@ -87,10 +91,10 @@ class ProbeStats:
     writes: int = 0
     write_errors: int = 0
     deregistered: int = 0
-    lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=50_000))
+    lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))
 
     def summary(self) -> dict[str, Any]:
-        """Counts plus start-lag percentiles (ms) over the most recent probes."""
+        """Counts plus start-lag percentiles (ms) over the last :data:`LAG_SAMPLES` probes."""
         lags = sorted(self.lag_ms)
 
         def pct(q: float) -> float | None:

@@ -19,7 +19,8 @@ Life cycle:
   with the hub, retrying with capped backoff for as long as the hub is not there (the
   service serves meanwhile); then it heartbeats every ``heartbeat_interval`` seconds,
   reporting :meth:`current_load`, and registers again if the hub says the instance
-  expired. With ``config_tenant_id`` set, another task long-polls that configuration
+  expired. With ``config_tenant_id`` (or ``follow_global_config``) set, another task
+  long-polls that tenant's effective configuration (or the global layer)
   and calls :meth:`on_config_change` with every new version (hot reload).
 - **health**: ``GET <health_endpoint>`` answers 200 with the service's state, 503 while
   draining, so the hub's probes agree with the deregistration.
@@ -85,10 +86,13 @@ class ServiceConfig:
             every interface.
         hub_url: the hub; default ``$CENTRAL_HUB_URL`` or http://127.0.0.1:7000.
         ttl: seconds without a heartbeat after which the hub drops the instance.
+        health_check: how the hub checks the instance (``{"kind": "http", "interval":
+            5, ...}``); None lets the hub choose from protocol and TTL.
         heartbeat_interval: seconds between heartbeats (default a third of ``ttl``).
         register_max_delay: cap of the backoff between registration attempts.
         drain_seconds: time between deregistering and refusing new connections.
-        config_tenant_id: tenant whose configuration to follow (None: none).
+        config_tenant_id: tenant whose effective configuration to follow.
+        follow_global_config: without ``config_tenant_id``, follow the global layer.
         config_wait: long-poll wait for configuration changes, in seconds.
         report_errors: send new ErrorDNA groups to the hub (``POST /errors``).
         instance_id: stable instance id (default: the hub derives one).
@@ -117,12 +121,14 @@ class ServiceConfig:
     tags: tuple[str, ...] = ()
     meta: dict[str, str] = field(default_factory=dict)
     ttl: int = 15
+    health_check: dict[str, Any] | None = None
     heartbeat_interval: float | None = None
     register_max_delay: float = 5.0
     drain_seconds: float = 0.0
     hub_timeout: float = 5.0
     hub_retry: RetryPolicy = field(default_factory=RetryPolicy)
     config_tenant_id: str | None = None
+    follow_global_config: bool = False
     config_wait: float = 30.0
     report_errors: bool = True
     instance_id: str | None = None
@@ -158,6 +164,7 @@ class ServiceConfig:
             "meta": {"environment": self.environment, **self.meta},
             "ttl": self.ttl,
             "instance_id": self.instance_id,
+            "check": self.health_check,
         }
 
     @classmethod
@@ -230,6 +237,7 @@ class BaseService:
         self.registered = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._shutdown: asyncio.Future[None] | None = None
         self._deregistered = False
 
     # -- hooks -------------------------------------------------------------------------
@@ -260,8 +268,8 @@ class BaseService:
 
     async def start(self) -> None:
         """Begin the life cycle; returns at once (registration continues in the background)."""
-        if self.state not in {"created", "stopped"}:
-            return
+        if self.state != "created":
+            return  # started already (a stopped service has closed its client: make a new one)
         set_service_name(self.config.service_name)
         self._loop = asyncio.get_running_loop()
         self.state = "starting"
@@ -269,7 +277,7 @@ class BaseService:
         self._deregistered = False
         await self.on_start()
         self._spawn(self._registration_loop(), "registration")
-        if self.config.config_tenant_id:
+        if self.config.config_tenant_id or self.config.follow_global_config:
             self._spawn(self._config_loop(self.config.config_tenant_id), "config")
         self.state = "running"
 
@@ -282,11 +290,18 @@ class BaseService:
     async def begin_shutdown(self) -> None:
         """Deregister now and drain; the process keeps serving until :meth:`stop`.
 
-        Idempotent. The first half of a graceful stop, run on SIGTERM before the server
-        stops accepting connections.
+        The first half of a graceful stop, run on SIGTERM before the server stops
+        accepting connections. Every caller waits for the same single shutdown.
         """
-        if self.state == "draining" or self._deregistered:
+        if self.state in {"created", "stopped"}:
             return
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self._shutdown_sequence())
+        # Shielded: a caller that gives up waiting does not abort the deregistration.
+        await asyncio.shield(self._shutdown)
+
+    async def _shutdown_sequence(self) -> None:
+        """Stop heartbeats, deregister, then wait ``drain_seconds``."""
         self.state = "draining"
         # Stop heartbeats and re-registration first, and wait for them, so no register
         # call of ours can land at the hub after the deregistration below.
@@ -415,7 +430,7 @@ class BaseService:
             except HubError as exc:
                 self.logger.warning("heartbeat failed", extra={"error_code": exc.code})
 
-    async def _config_loop(self, tenant_id: str) -> None:
+    async def _config_loop(self, tenant_id: str | None) -> None:
         """Follow a tenant's config and call :meth:`on_config_change` per new version."""
         while True:
             try:

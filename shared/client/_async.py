@@ -7,7 +7,6 @@ senders around :class:`shared.client._core.ClientCore`.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -127,9 +126,11 @@ class AsyncHubClient:
 
     # -- discovery ------------------------------------------------------------------
 
-    async def discover(self, service: str, *, tenant: TenantContext | None = None) -> Discovery:
+    async def discover(
+        self, service: str, *, tenant: TenantContext | None = None, strategy: str | None = None
+    ) -> Discovery:
         """Where to call ``service``; the last good answer (stale) if the hub is down."""
-        return await self.execute(self.core.discover(service, tenant))
+        return await self.execute(self.core.discover(service, tenant, strategy))
 
     async def list_services(
         self, *, tenant: TenantContext | None = None, legacy_mode: bool = False
@@ -151,19 +152,20 @@ class AsyncHubClient:
 
     async def get_config(
         self,
-        tenant_id: str,
+        tenant_id: str | None,
         *,
         index: int | None = None,
         wait: float | None = None,
         tenant: TenantContext | None = None,
     ) -> ConfigSnapshot:
-        """A tenant's config; with ``index``, block until it changes past that version."""
+        """A tenant's effective config (``None``: the global layer); with ``index``, block
+        until it changes past that version (or ``wait`` seconds pass)."""
         call = self.core.get_config(tenant_id, index=index, wait=wait, tenant=tenant)
         return await self.execute(call)
 
     async def watch_config(
         self,
-        tenant_id: str,
+        tenant_id: str | None,
         *,
         wait: float = 30.0,
         tenant: TenantContext | None = None,
@@ -184,26 +186,52 @@ class AsyncHubClient:
                 yield snapshot
 
     async def stream_config(
-        self, tenant_id: str, *, tenant: TenantContext | None = None
+        self,
+        tenant_id: str | None,
+        *,
+        last_event_id: int | None = None,
+        read_timeout: float | None = 60.0,
+        tenant: TenantContext | None = None,
     ) -> AsyncIterator[ConfigSnapshot]:
-        """Yield config versions pushed over the hub's server-sent-events stream.
+        """Yield config versions as the hub pushes them (server-sent events).
 
-        Ends when the hub closes the stream; callers reconnect (``watch_config`` is the
-        long-polling alternative that reconnects by itself).
+        The first event is the current version. Ends when the hub closes the stream;
+        reconnect with ``last_event_id`` set to the last version seen to get what was
+        missed (``watch_config`` is the long-polling alternative that reconnects by
+        itself).
         """
         decoder = SSEDecoder()
-        headers = {**self.core.default_headers(), **self.core.headers_for(tenant)}
-        headers["accept"] = "text/event-stream"
-        async with self.http.stream(
-            "GET", self.core.watch_config_path(tenant_id), headers=headers, timeout=None
-        ) as response:
+        request = self.core.config_stream_request(
+            tenant_id, last_event_id=last_event_id, read_timeout=read_timeout, tenant=tenant
+        )
+        async with self.http.stream(**request) as response:
             if not response.is_success:
                 await response.aread()
                 raise self.core.error_for(response)
             async for line in response.aiter_lines():
-                event = decoder.feed(line)
-                if event is not None and event.data:
-                    yield self.core.parse_config(json.loads(event.data), tenant_id)
+                snapshot = self.core.config_event(decoder.feed(line), tenant_id)
+                if snapshot is not None:
+                    yield snapshot
+
+    async def update_global_config(
+        self, changes: Mapping[str, Any], *, replace: bool = False, if_match: int | None = None
+    ) -> dict[str, Any]:
+        """Change the global config layer (the spec's ``update_global_config``): a JSON merge
+        patch, or with ``replace`` the whole layer. Needs a token that may configure."""
+        call = self.core.write_config(None, changes, replace=replace, if_match=if_match)
+        return await self.execute(call)
+
+    async def update_tenant_config(
+        self,
+        tenant_id: str,
+        changes: Mapping[str, Any],
+        *,
+        replace: bool = False,
+        if_match: int | None = None,
+    ) -> dict[str, Any]:
+        """Change a tenant's overrides (merge patch, or with ``replace`` all of them)."""
+        call = self.core.write_config(tenant_id, changes, replace=replace, if_match=if_match)
+        return await self.execute(call)
 
     # -- circuits, quotas, errors, health -------------------------------------------
 
@@ -219,13 +247,19 @@ class AsyncHubClient:
         call = self.core.report_outcome(service, success=success, latency_ms=latency_ms, tier=tier)
         return await self.execute(call)
 
-    async def get_circuit(self, service: str, *, tier: str | None = None) -> dict[str, Any]:
-        """The hub's circuit state(s) for ``service``."""
-        return await self.execute(self.core.circuit(service, tier))
+    async def get_circuit(
+        self, service: str, *, tenant: TenantContext | None = None
+    ) -> dict[str, Any]:
+        """The hub's circuits of ``service``: every tier's, and ``state`` for the caller's."""
+        return await self.execute(self.core.circuit(service, tenant))
 
-    async def get_circuit_state(self, service: str, *, tier: str | None = None) -> str:
-        """``"CLOSED"``, ``"OPEN"`` or ``"HALF_OPEN"`` (the spec's ``get_circuit_state``)."""
-        return str((await self.get_circuit(service, tier=tier)).get("state", "")).upper()
+    async def get_circuit_state(
+        self, service: str, *, tier: str | None = None, tenant: TenantContext | None = None
+    ) -> str:
+        """``"CLOSED"``, ``"OPEN"`` or ``"HALF_OPEN"`` (the spec's ``get_circuit_state``):
+        the circuit of ``tier``, else of the caller's tier."""
+        body = await self.get_circuit(service, tenant=tenant)
+        return self.core.circuit_state(body, tier)
 
     async def check_quota(
         self, tenant_id: str, resource_type: str, amount: int = 1

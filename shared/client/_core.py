@@ -140,9 +140,10 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class ConfigSnapshot:
-    """A tenant's effective configuration at one version."""
+    """A configuration at one version: a tenant's effective config (tier defaults, global
+    layer and its overrides merged by the hub), or the global layer (``tenant_id`` None)."""
 
-    tenant_id: str
+    tenant_id: str | None
     subscription_tier: str | None
     config: dict[str, Any]
     version: int
@@ -266,7 +267,7 @@ class ConfigWatch:
     def __init__(
         self,
         core: ClientCore,
-        tenant_id: str,
+        tenant_id: str | None,
         wait: float,
         tenant: TenantContext | None,
     ) -> None:
@@ -410,8 +411,11 @@ class ClientCore:
 
     # -- discovery -------------------------------------------------------------------
 
-    def discover(self, service: str, tenant: TenantContext | None = None) -> Call[Discovery]:
-        """``GET /services/discover/{name}``, remembered for stale serving."""
+    def discover(
+        self, service: str, tenant: TenantContext | None = None, strategy: str | None = None
+    ) -> Call[Discovery]:
+        """``GET /services/discover/{name}`` (``strategy`` picks the recommended endpoint:
+        the hub's default, or e.g. ``least_load``), remembered for stale serving."""
 
         def parse(response: httpx.Response) -> Discovery:
             """The typed answer from the hub's JSON."""
@@ -434,8 +438,9 @@ class ClientCore:
             "GET",
             f"/services/discover/{_seg(service)}",
             parse,
+            params={"strategy": strategy} if strategy else None,
             headers=self.headers_for(ctx),
-            cache_key=("discover", service, *self._tenant_key(ctx)),
+            cache_key=("discover", service, strategy or "", *self._tenant_key(ctx)),
         )
 
     def list_services(
@@ -491,33 +496,39 @@ class ClientCore:
     # -- config ----------------------------------------------------------------------
 
     @staticmethod
-    def parse_config(data: Mapping[str, Any], tenant_id: str) -> ConfigSnapshot:
+    def parse_config(data: Mapping[str, Any], tenant_id: str | None) -> ConfigSnapshot:
         """A config answer (or SSE event payload) as a snapshot."""
         return ConfigSnapshot(
-            tenant_id=str(data.get("tenant_id", tenant_id)),
+            tenant_id=data.get("tenant_id", tenant_id),
             subscription_tier=data.get("subscription_tier"),
             config=dict(data.get("config") or {}),
             version=int(data.get("version") or 0),
             raw=dict(data),
         )
 
+    @staticmethod
+    def config_path(tenant_id: str | None) -> str:
+        """``/config/{tenant_id}``, or ``/config`` for the global layer."""
+        return "/config" if tenant_id is None else f"/config/{_seg(tenant_id)}"
+
     def get_config(
         self,
-        tenant_id: str,
+        tenant_id: str | None,
         *,
         index: int | None = None,
         wait: float | None = None,
         tenant: TenantContext | None = None,
     ) -> Call[ConfigSnapshot]:
-        """``GET /config/{tenant_id}``; with ``index``, a long poll that returns when the
-        version moves past it or after ``wait`` seconds (Consul-style blocking query)."""
+        """``GET /config/{tenant_id}`` (``None``: the global layer); with ``index``, a long
+        poll that returns when the version moves past it or after ``wait`` seconds
+        (Consul-style blocking query)."""
         params: dict[str, str] = {}
         if index is not None:
             params["index"] = str(index)
             params["wait"] = f"{int(wait or 30)}s"
         return Call(
             "GET",
-            f"/config/{_seg(tenant_id)}",
+            self.config_path(tenant_id),
             lambda response: self.parse_config(_json_object(response), tenant_id),
             params=params or None,
             headers=self.headers_for(tenant),
@@ -525,15 +536,71 @@ class ClientCore:
             timeout=(wait or 30) + 10 if index is not None else None,
         )
 
+    def write_config(
+        self,
+        tenant_id: str | None,
+        changes: Mapping[str, Any],
+        *,
+        replace: bool = False,
+        if_match: int | None = None,
+    ) -> Call[dict[str, Any]]:
+        """``PATCH`` (JSON merge patch; ``null`` removes a key) or, with ``replace``,
+        ``PUT`` the global layer (``tenant_id`` None) or a tenant's overrides.
+
+        ``if_match`` is the version the change is based on; the hub answers 412
+        (PreconditionFailed) when the config moved on since.
+        """
+        headers = self.headers_for(None)
+        if if_match is not None:
+            headers["if-match"] = f'"{if_match}"'
+        return Call(
+            "PUT" if replace else "PATCH",
+            self.config_path(tenant_id),
+            _json_object,
+            json_body=dict(changes),
+            headers=headers,
+            # every write makes a new version; a blind retry could write twice
+            idempotent=False,
+        )
+
     def config_watch(
-        self, tenant_id: str, wait: float, tenant: TenantContext | None = None
+        self, tenant_id: str | None, wait: float, tenant: TenantContext | None = None
     ) -> ConfigWatch:
-        """A new long-polling subscription to a tenant's config."""
+        """A new long-polling subscription to a tenant's config (None: the global layer)."""
         return ConfigWatch(self, tenant_id, wait, tenant)
 
-    def watch_config_path(self, tenant_id: str) -> str:
-        """Path of the server-sent-events stream of a tenant's config."""
-        return f"/config/{_seg(tenant_id)}/watch"
+    def config_stream_request(
+        self,
+        tenant_id: str | None,
+        *,
+        last_event_id: int | None = None,
+        read_timeout: float | None = 60.0,
+        tenant: TenantContext | None = None,
+    ) -> dict[str, Any]:
+        """Keyword arguments of ``http.stream(...)`` for a config's server-sent events.
+
+        ``last_event_id`` resumes after that version (the hub replays what was missed).
+        ``read_timeout`` should exceed the hub's keep-alive interval (15 s by default) so a
+        silently dead connection is noticed.
+        """
+        headers = {**self.default_headers(), **self.headers_for(tenant)}
+        headers["accept"] = "text/event-stream"
+        if last_event_id is not None:
+            headers["last-event-id"] = str(last_event_id)
+        return {
+            "method": "GET",
+            "url": f"{self.config_path(tenant_id)}/watch",
+            "headers": headers,
+            "timeout": httpx.Timeout(10.0, read=read_timeout),
+        }
+
+    def config_event(
+        self, event: ServerSentEvent | None, tenant_id: str | None
+    ) -> ConfigSnapshot | None:
+        """The snapshot carried by a decoded event, if it carries one."""
+        if event is None or not event.data or event.event not in {"config", "message"}:
+            return None
+        return self.parse_config(json.loads(event.data), tenant_id)
 
     # -- circuits, quotas, errors, health ----------------------------------------------
 
@@ -559,14 +626,21 @@ class ClientCore:
             idempotent=False,
         )
 
-    def circuit(self, service: str, tier: str | None = None) -> Call[dict[str, Any]]:
-        """``GET /circuits/{service}``: circuit state(s) of a service."""
+    def circuit(self, service: str, tenant: TenantContext | None = None) -> Call[dict[str, Any]]:
+        """``GET /circuits/{service}``: the circuit of every tier; ``state`` is the one of
+        the tier in the tenant context (the caller's)."""
         return Call(
-            "GET",
-            f"/circuits/{_seg(service)}",
-            _json_object,
-            params={"tier": tier} if tier else None,
+            "GET", f"/circuits/{_seg(service)}", _json_object, headers=self.headers_for(tenant)
         )
+
+    @staticmethod
+    def circuit_state(body: Mapping[str, Any], tier: str | None = None) -> str:
+        """``CLOSED``/``OPEN``/``HALF_OPEN`` from a circuits answer: that tier's, or the
+        caller's (``state``)."""
+        if tier is not None:
+            tiers = body.get("tiers") or {}
+            return str((tiers.get(tier) or {}).get("state", "")).upper()
+        return str(body.get("state", "")).upper()
 
     def quota(
         self,
@@ -730,8 +804,13 @@ def registration_body(
     meta: Mapping[str, str] | None = None,
     ttl: int | None = None,
     instance_id: str | None = None,
+    check: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of ``POST /services/register`` (the spec's registration fields)."""
+    """The JSON body of ``POST /services/register`` (the spec's registration fields).
+
+    ``check`` says how the hub checks the instance (``{"kind": "http"|"tcp"|"ttl",
+    "interval", "timeout", ...}``); left out, the hub chooses from protocol and TTL.
+    """
     return {
         "name": name,
         "host": host,
@@ -749,4 +828,5 @@ def registration_body(
         "meta": dict(meta or {}),
         "ttl": ttl,
         "instance_id": instance_id,
+        "check": dict(check) if check is not None else None,
     }

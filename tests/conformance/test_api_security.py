@@ -293,3 +293,32 @@ async def test_numbers_json_peers_cannot_store_are_4xx_not_500(api: httpx.AsyncC
         )
         assert 400 <= resp.status_code < 500, (path, resp.text)
         assert resp.json()["error"]["code"] == "invalid_request"
+
+
+async def test_a_tenant_token_reaches_nothing_of_another_tenant_on_any_route(
+    running_hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """Every documented operation, called with tenant A's token against tenant B."""
+    # A is enterprise so its rate limit (a minute of 100,000 calls/hour) allows the walk.
+    for tenant, tier in (("tenant-a", "enterprise"), ("tenant-b", "pro")):
+        created = await api.post("/tenants", json={"tenant_id": tenant, "subscription_tier": tier})
+        assert created.status_code == 201, created.text
+    marker = "secret_flag_of_b"
+    assert (await api.put("/config/tenant-b", json={"features": {marker: True}})).status_code == 200
+    allocated = await api.post("/tenants/tenant-b/resources/storage/allocate", json={"amount": 95})
+    assert allocated.status_code == 200, allocated.text
+    token_a = await running_hub.issue("tenant", tenant_id="tenant-a")
+    checked = 0
+    async with running_hub.client_with(token_a) as client:
+        for method, path in api_routes(running_hub):
+            if path.endswith("/watch") and "tenant-b" not in path:
+                continue  # a stream of tenant A's own (or global) config never ends
+            resp = await client.request(method, path, json={})
+            if "tenant-b" in path:
+                assert resp.status_code == 403, (method, path, resp.text)
+                checked += 1
+            else:
+                assert resp.status_code != 500, (method, path, resp.text)
+            assert marker not in resp.text, (method, path)
+            assert '"tenant-b"' not in resp.text or resp.status_code == 403, (method, path)
+    assert checked >= 10

@@ -1,8 +1,8 @@
 """The example trading service and the real hub as separate processes.
 
-The service registers, becomes discoverable, answers orders (rejections analysed by
-ErrorDNA), publishes protobuf envelopes, and on SIGTERM leaves discovery before it stops
-serving.
+The service registers, becomes discoverable, receives a pushed config change, answers
+orders (rejections analysed by ErrorDNA), publishes protobuf envelopes, and on SIGTERM
+leaves discovery before it stops serving.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE = "order-intake"
+TENANT = "company_abc"
 
 
 class ServiceProcess:
@@ -102,7 +103,20 @@ def service(hub: HubProcess, tmp_path: Path) -> Iterator[ServiceProcess]:
             "/tokens", json={"role": "service", "name": SERVICE, "services": [SERVICE]}
         )
         assert issued.status_code == 201, issued.text
-    proc = ServiceProcess(tmp_path, hub.url, "--drain", "3", token=issued.json()["token"])
+        tenant = admin.post("/tenants", json={"tenant_id": TENANT, "subscription_tier": "pro"})
+        assert tenant.status_code == 201, tenant.text
+    proc = ServiceProcess(
+        tmp_path,
+        hub.url,
+        "--drain",
+        "3",
+        "--config-tenant",
+        TENANT,
+        "--config-wait",
+        # short: the hub's shutdown waits for open long polls until their wait ends
+        "5",
+        token=issued.json()["token"],
+    )
     try:
         yield proc
     finally:
@@ -127,7 +141,24 @@ def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> 
         assert found.recommended_endpoint == service.url
         assert http.get("/health").json()["registered"] is True
 
-        # 2. a rejected order is analysed by ErrorDNA; the same failure with other
+        # 2. it follows its tenant's configuration: a change written to the hub is
+        #    pushed to the running service (long poll) and applied by its hook
+        def applied_limit(expected: int) -> bool:
+            limits = http.get("/config").json()["rate_limits"]
+            return bool(limits.get("api_calls_per_hour") == expected)
+
+        eventually(lambda: applied_limit(10_000), what="pro tier defaults applied")
+        written = client.update_tenant_config(
+            TENANT,
+            {"rate_limits": {"api_calls_per_hour": 4321}, "features": {"custom_models": True}},
+        )
+        eventually(lambda: applied_limit(4321), timeout=15, what="pushed config applied")
+        pushed = http.get("/config").json()
+        assert pushed["features"]["custom_models"] is True
+        assert pushed["version"] == written["effective_version"]
+        assert pushed["changes"] == 2
+
+        # 3. a rejected order is analysed by ErrorDNA; the same failure with other
         #    numbers is one group
         headers = {"x-tenant-id": "company_abc", "x-user-id": "user123"}
         first = http.post(
@@ -145,7 +176,7 @@ def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> 
         assert group["count"] == 2
         assert group["tenants"] == ["company_abc"]
 
-        # 3. an accepted order is published as an Order inside a MessageEnvelope that
+        # 4. an accepted order is published as an Order inside a MessageEnvelope that
         #    carries the caller's correlation id
         accepted = http.post(
             "/orders",
@@ -164,7 +195,7 @@ def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> 
         assert order.tenant_id == "company_abc"
         assert order.type == orders_pb2.ORDER_TYPE_LIMIT
 
-        # 4. SIGTERM: gone from discovery while the process still answers (draining)
+        # 5. SIGTERM: gone from discovery while the process still answers (draining)
         os.kill(service.proc.pid, signal.SIGTERM)
         eventually(lambda: not discoverable(client), timeout=10, what="deregistered")
         draining = http.get("/health")
@@ -180,6 +211,12 @@ def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> 
     messages_logged = [line["message"] for line in lines]
     assert "registered with the hub" in messages_logged
     assert "deregistered from the hub" in messages_logged
+    assert [
+        line["api_calls_per_hour"] for line in lines if line["message"] == "config applied"
+    ] == [
+        10_000,
+        4321,
+    ]
     rejected = next(line for line in lines if line["message"] == "order rejected")
     assert rejected["tenant_id"] == "company_abc"
     assert rejected["error_fingerprint"] == analysis["fingerprint"]

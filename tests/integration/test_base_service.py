@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from facade import HubSettings, create_app
 from shared.base_service import BaseService, ServiceConfig
-from shared.client import AsyncHubClient, HubClient, RetryPolicy
+from shared.client import AsyncHubClient, ConfigSnapshot, HubClient, RetryPolicy
 from shared.errors import ServiceNotFound
 from shared.logs import current_tenant_context
 from tests.conftest import free_port
@@ -66,6 +66,8 @@ def pricing_config(**overrides: Any) -> ServiceConfig:
         "register_max_delay": 0.2,
         "report_errors": False,
         "tags": ("fx",),
+        # nothing listens on the port: the hub checks the instance by its heartbeats
+        "health_check": {"kind": "ttl"},
         **overrides,
     }
     return ServiceConfig(**values)
@@ -85,6 +87,7 @@ async def test_registers_heartbeats_reregisters_and_deregisters(hub_app: FastAPI
     assert instance["version"] == "3.1.0"
     assert instance["tags"] == ["fx"]
     assert instance["meta"]["environment"] == "development"
+    assert instance["check"]["kind"] == "ttl"  # ServiceConfig.health_check reached the hub
 
     async def load_reported() -> bool:
         (inst,) = (await observer.get_service("pricing"))["instances"]
@@ -186,3 +189,82 @@ async def test_health_route_and_tenant_middleware(hub_app: FastAPI) -> None:
         assert draining.json()["status"] == "draining"
         assert draining.json()["registered"] is False
     await service.client.aclose()
+
+
+class ReloadingService(BaseService):
+    """Records every configuration it is handed; fails on one of them on purpose."""
+
+    def __init__(self, config: ServiceConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.applied: list[dict[str, Any]] = []
+
+    async def on_config_change(self, snapshot: ConfigSnapshot) -> None:
+        limits = snapshot.config.get("rate_limits", {})
+        if limits.get("api_calls_per_hour") == 13:
+            raise ValueError("refusing an unlucky limit of 13")
+        self.applied.append(limits)
+
+
+async def test_config_changes_are_hot_reloaded(hub_app: FastAPI) -> None:
+    admin = client_for(hub_app)
+    created = await admin.http.post(
+        "/tenants",
+        json={"tenant_id": "company_abc", "subscription_tier": "pro"},
+        headers={"authorization": f"Bearer {TEST_ADMIN_TOKEN}"},
+    )
+    assert created.status_code == 201, created.text
+    service = ReloadingService(
+        pricing_config(config_tenant_id="company_abc", config_wait=5),
+        client=client_for(hub_app),
+        metrics_registry=CollectorRegistry(),
+    )
+    async with service.running():
+
+        async def applied(count: int) -> bool:
+            return len(service.applied) >= count
+
+        await eventually(lambda: applied(1))
+        assert service.applied[0]["api_calls_per_hour"] == 10_000  # the pro tier default
+
+        await admin.update_tenant_config("company_abc", {"rate_limits": {"api_calls_per_hour": 13}})
+
+        async def hook_failed() -> bool:
+            return any(g.error_type == "ValueError" for g in service.error_dna.groups())
+
+        await eventually(hook_failed)
+        await admin.update_tenant_config("company_abc", {"rate_limits": {"api_calls_per_hour": 50}})
+
+        async def reached_50() -> bool:
+            return bool(service.applied) and service.applied[-1]["api_calls_per_hour"] == 50
+
+        await eventually(reached_50)
+        assert service.health()["config_version"] == service.config_snapshot.version  # type: ignore[union-attr]
+        # a hook that raises is recorded by ErrorDNA and does not stop the subscription
+        (group,) = [g for g in service.error_dna.groups() if g.error_type == "ValueError"]
+        assert "unlucky" in group.sample_message
+    await service.client.aclose()
+    await admin.aclose()
+
+
+async def test_every_shutdown_caller_waits_for_the_deregistration(hub_app: FastAPI) -> None:
+    observer = client_for(hub_app)
+    service = PricingService(
+        pricing_config(drain_seconds=0.2),
+        client=client_for(hub_app),
+        metrics_registry=CollectorRegistry(),
+    )
+    await service.start()
+    await service.wait_registered(10)
+    # e.g. the SIGTERM handler and the lifespan shutdown at once
+    callers = {asyncio.ensure_future(service.begin_shutdown()) for _ in range(2)}
+    _first, pending = await asyncio.wait(callers, return_when=asyncio.FIRST_COMPLETED)
+    with pytest.raises(ServiceNotFound):
+        await observer.discover("pricing")  # whoever returned first, we are gone already
+    await asyncio.gather(*pending)
+    assert service.health()["status"] == "draining"
+    await service.stop()
+    assert service.state == "stopped"
+    await service.start()  # a stopped service does not come back to life
+    assert service.state == "stopped"
+    await service.client.aclose()
+    await observer.aclose()

@@ -34,7 +34,10 @@ PRO = TenantContext(tenant_id="company_abc", tier="pro", user_id="user123")
 
 @pytest.fixture
 def hub(hub_processes: HubFactory, tmp_path: Path) -> HubProcess:
-    return hub_processes(args=["--data-dir", str(tmp_path / "data")]).start()
+    # Probing off: the instances registered here are addresses nobody listens on.
+    return hub_processes(
+        args=["--data-dir", str(tmp_path / "data")], env={"HUB_PROBING": "false"}
+    ).start()
 
 
 @pytest.fixture
@@ -190,7 +193,9 @@ def test_retries_are_bounded_with_growing_jittered_backoff() -> None:
 
 @pytest.fixture
 async def async_client(tmp_path: Path) -> AsyncIterator[AsyncHubClient]:
-    app = create_app(HubSettings(data_dir=tmp_path / "data", admin_token=TEST_ADMIN_TOKEN))
+    app = create_app(
+        HubSettings(data_dir=tmp_path / "data", admin_token=TEST_ADMIN_TOKEN, probing=False)
+    )
     hub = app.state.hub
     await hub.start()
     try:

@@ -109,3 +109,32 @@ def test_config_watch_hands_out_each_version_once() -> None:
     assert watch.failures == 10
     watch.accept(ClientCore.parse_config({"version": 5}, "company_abc"))
     assert watch.failures == 0
+
+
+def test_discovery_strategy_is_a_parameter_and_part_of_the_cache_key() -> None:
+    core = ClientCore()
+    default = core.discover("svc")
+    least = core.discover("svc", strategy="least_load")
+    assert default.params is None
+    assert least.params == {"strategy": "least_load"}
+    assert default.cache_key != least.cache_key
+
+
+def test_circuit_state_of_the_callers_tier_or_a_named_one() -> None:
+    body = {
+        "state": "closed",
+        "tiers": {"free": {"state": "OPEN"}, "pro": {"state": "HALF_OPEN"}},
+    }
+    assert ClientCore.circuit_state(body) == "CLOSED"
+    assert ClientCore.circuit_state(body, "free") == "OPEN"
+    assert ClientCore.circuit_state(body, "pro") == "HALF_OPEN"
+    assert ClientCore.circuit_state(body, "enterprise") == ""
+
+
+def test_registration_check_is_sent_only_when_given() -> None:
+    plain = ClientCore().register(registration_body("svc", "127.0.0.1", 80))
+    assert "check" not in plain.json_body
+    checked = ClientCore().register(
+        registration_body("svc", "127.0.0.1", 80, check={"kind": "tcp", "interval": 5})
+    )
+    assert checked.json_body["check"] == {"kind": "tcp", "interval": 5}
