@@ -11,9 +11,10 @@ time from sending the write to the subscriber holding the event with that conten
 
 Beside them, the same path of the bare store without the hub: a write on one SQLite
 connection reaching a watch on another (``put`` → watch event), in this process — the
-floor the hub's cross-replica push sits on (its poll interval).
+floor the hub's cross-replica push sits on (its poll interval). ``--backend etcd`` runs
+the same against a real one-member etcd (the bare figure is then etcd's own watch).
 
-    python -m bench.config_push [--writes 200] [--pause-ms 20]   (from the repo root)
+    python -m bench.config_push [--backend embedded|etcd] [--writes 200] [--pause-ms 20]
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ import contextlib
 import secrets
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import orjson
 
-from adapters import EventType
+from adapters import Backend, EventType
+from adapters.etcd import EtcdBackend
 from adapters.sqlite import SQLiteBackend
 from bench.common import percentile
+from tests.etcd_cluster import EtcdCluster
 from tests.http_helpers import Received, WebhookReceiver, serve
 from tests.processes import HubProcess
 
@@ -146,9 +151,11 @@ async def measure_hub(
     return results
 
 
-async def measure_bare(data_dir: Path, writes: int, pause: float) -> list[float]:
-    writer = SQLiteBackend(data_dir)
-    watcher = SQLiteBackend(data_dir)
+async def measure_bare(
+    make_backend: Callable[[], Backend], writes: int, pause: float
+) -> list[float]:
+    writer = make_backend()
+    watcher = make_backend()
     await writer.open()
     await watcher.open()
     arrivals = Arrivals()
@@ -180,24 +187,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=200)
     parser.add_argument("--pause-ms", type=float, default=20.0)
+    parser.add_argument("--backend", choices=["embedded", "etcd"], default="embedded")
     args = parser.parse_args()
     pause = args.pause_ms / 1000
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
+        work = Path(tmp)
         token = "bench-admin-" + secrets.token_urlsafe(32)
-        env = {"HUB_LOG_LEVEL": "warning", "HUB_DATA_DIR": str(data), "HUB_ADMIN_TOKEN": token}
-        a = HubProcess(Path(tmp), env=env).start()
-        b = HubProcess(Path(tmp), env=env).start()
+        env = {"HUB_LOG_LEVEL": "warning", "HUB_ADMIN_TOKEN": token}
+        etcd: EtcdCluster | None = None
+        make_backend: Callable[[], Backend]
+        if args.backend == "etcd":
+            etcd = EtcdCluster(work / "etcd", size=1).start()
+            endpoints, namespace = etcd.endpoints, f"bench-{uuid.uuid4().hex[:8]}"
+            env |= {
+                "HUB_BACKEND": "etcd",
+                "HUB_ETCD_ENDPOINTS": ",".join(endpoints),
+                "HUB_ETCD_NAMESPACE": namespace,
+            }
+
+            def make_backend() -> Backend:
+                return EtcdBackend(endpoints, namespace=namespace + "-bare")
+
+            setting = "etcd 1 member (its gateway's watch stream)"
+        else:
+            data = work / "data"
+            env |= {"HUB_BACKEND": "embedded", "HUB_DATA_DIR": str(data)}
+
+            def make_backend() -> Backend:
+                return SQLiteBackend(data)
+
+            setting = "embedded backend (default 50 ms watch poll across connections)"
         try:
-            hub = asyncio.run(measure_hub(a, b, args.writes, pause))
+            a = HubProcess(work / "a", env=env).start()
+            b = HubProcess(work / "b", env=env).start()
+            try:
+                hub = asyncio.run(measure_hub(a, b, args.writes, pause))
+            finally:
+                a.stop()
+                b.stop()
+            bare = asyncio.run(measure_bare(make_backend, args.writes, pause))
         finally:
-            a.stop()
-            b.stop()
-        bare = asyncio.run(measure_bare(data, args.writes, pause))
-    print(
-        f"config push: {args.writes} sequential writes, {args.pause_ms:g} ms apart, "
-        "embedded backend (default 50 ms watch poll across connections)"
-    )
+            if etcd is not None:
+                etcd.stop()
+    print(f"config push: {args.writes} sequential writes, {args.pause_ms:g} ms apart, {setting}")
     print(summary("hub: write on A -> SSE subscriber on A", hub["same"]))
     print(summary("hub: write on A -> SSE subscriber on B", hub["other"]))
     print(summary("hub: write on A -> webhook receiver", hub["webhook"]))

@@ -612,27 +612,32 @@ class ConfigService:
         or the tenant's effective version); 412 if the current one differs or a
         concurrent write to the same layer wins.
         """
-        prefix = layer_prefix(scope)
+        # The first attempt works from this replica's view (no backend reads); anything
+        # that would refuse the write, and any CAS conflict, is re-checked against the
+        # backend, so a lagging view costs a retry, never a wrong answer.
+        from_view = True
         for _ in range(_CAS_ATTEMPTS):
-            if scope is not None and mode != "tenant_deleted":
-                tenant_kv = await self.backend.get(tenant_key(scope))
-                if tenant_kv is None:
-                    raise TenantNotFound(
-                        f"no tenant {scope!r} is provisioned; POST /tenants first",
-                        details={"tenant_id": scope},
-                    )
-            else:
-                tenant_kv = None
-            layer = (await self.backend.range(prefix)).items
-            entries = [e for e in (ConfigVersion.from_kv(kv) for kv in layer) if e is not None]
-            newest = max(entries, key=lambda e: e.sequence) if entries else None
-            if if_match is not None:
-                current = await self._current_version(scope, newest, tenant_kv)
-                if if_match != "*" and current not in if_match:
-                    raise PreconditionFailed(
-                        "the configuration changed since the version in If-Match",
-                        details={"current_version": current, "if_match": sorted(if_match)},
-                    )
+            state = (
+                self._layer_state_from_view(scope, mode)
+                if from_view
+                else await self._layer_state_from_backend(scope, mode)
+            )
+            if state is None:  # not provisioned as far as the view knows: ask the backend
+                from_view = False
+                continue
+            entries, newest, current = state
+            if if_match is not None and if_match != "*" and current not in if_match:
+                if from_view:
+                    from_view = False
+                    continue
+                raise PreconditionFailed(
+                    "the configuration changed since the version in If-Match",
+                    details={"current_version": current, "if_match": sorted(if_match)},
+                )
+            missing = mode == "rollback" and all(e.revision != restore_version for e in entries)
+            if missing and from_view:
+                from_view = False
+                continue
             base = newest.config if newest else {}
             restored: int | None = None
             if mode == "put":
@@ -643,7 +648,7 @@ class ConfigService:
                 config = validate_config(merge_patch(base, body))
             elif mode == "rollback":
                 target = next((e for e in entries if e.revision == restore_version), None)
-                if target is None:
+                if target is None:  # (checked against the backend above)
                     raise ConfigVersionNotFound(
                         f"version {restore_version} is not in this layer's history",
                         details={
@@ -668,13 +673,17 @@ class ConfigService:
                     history_key(scope, sequence), orjson.dumps(record), if_revision=0
                 )
             except RevisionConflict:
-                if if_match is not None:
+                if if_match is not None and not from_view:
                     raise PreconditionFailed(
                         "a concurrent write to the same configuration won",
                         details={"if_match": sorted(if_match) if if_match != "*" else "*"},
                     ) from None
+                # From the view: maybe only the view was behind; the backend decides.
+                from_view = False
                 await asyncio.sleep(0)
                 continue
+            if from_view and scope is not None and mode != "tenant_deleted":
+                await self._undo_if_tenant_gone(scope, author)
             if not await self.view.wait_for(revision, self.visibility_timeout):
                 log.warning("config write at revision %d not yet visible here", revision)
             await self._prune(entries, sequence)
@@ -699,15 +708,48 @@ class ConfigService:
             details={"retry_after": 1},
         )
 
-    async def _current_version(
-        self, scope: Scope, newest: ConfigVersion | None, tenant_kv: KeyValue | None
-    ) -> int:
-        own = newest.revision if newest else 0
-        if scope is None:
-            return own
-        global_layer = (await self.backend.range(GLOBAL_HISTORY_PREFIX)).items
-        global_rev = max((kv.mod_revision for kv in global_layer), default=0)
-        return max(own, global_rev, tenant_kv.mod_revision if tenant_kv else 0)
+    async def _undo_if_tenant_gone(self, tenant_id: str, author: str) -> None:
+        """After a write checked only against the view: the tenant may have just been removed
+        on another replica. Then reset its overrides again and refuse the write."""
+        if await self.backend.get(tenant_key(tenant_id)) is not None:
+            return
+        await self.write(tenant_id, "tenant_deleted", author=author)
+        raise TenantNotFound(
+            f"tenant {tenant_id!r} was removed while this write was made; it was undone",
+            details={"tenant_id": tenant_id},
+        )
+
+    def _layer_state_from_view(
+        self, scope: Scope, mode: WriteMode
+    ) -> tuple[list[ConfigVersion], ConfigVersion | None, int] | None:
+        """``(entries, newest, current version)`` of a layer as this replica sees it."""
+        if scope is not None and mode != "tenant_deleted" and self.tenants.get(scope) is None:
+            return None
+        entries = list(self.index.layers.get(scope, {}).values())
+        newest = self.index.latest.get(scope)
+        return entries, newest, self.version_of(scope)
+
+    async def _layer_state_from_backend(
+        self, scope: Scope, mode: WriteMode
+    ) -> tuple[list[ConfigVersion], ConfigVersion | None, int]:
+        """The same, read from the backend; TenantNotFound for an unknown tenant."""
+        tenant_kv = None
+        if scope is not None and mode != "tenant_deleted":
+            tenant_kv = await self.backend.get(tenant_key(scope))
+            if tenant_kv is None:
+                raise TenantNotFound(
+                    f"no tenant {scope!r} is provisioned; POST /tenants first",
+                    details={"tenant_id": scope},
+                )
+        layer = (await self.backend.range(layer_prefix(scope))).items
+        entries = [e for e in (ConfigVersion.from_kv(kv) for kv in layer) if e is not None]
+        newest = max(entries, key=lambda e: e.sequence) if entries else None
+        current = newest.revision if newest else 0
+        if scope is not None:
+            global_layer = (await self.backend.range(GLOBAL_HISTORY_PREFIX)).items
+            global_rev = max((kv.mod_revision for kv in global_layer), default=0)
+            current = max(current, global_rev, tenant_kv.mod_revision if tenant_kv else 0)
+        return entries, newest, current
 
     async def _prune(self, entries: list[ConfigVersion], newest_sequence: int) -> None:
         cutoff = newest_sequence - self.history_limit

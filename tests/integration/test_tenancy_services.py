@@ -82,3 +82,45 @@ async def test_config_written_on_one_hub_wakes_a_waiter_on_the_other(
     # If-Match with the version read before that write is refused on the other hub.
     with pytest.raises(PreconditionFailed):
         await b.config.write("t2", "put", body={}, if_match={index}, author="test")
+
+
+async def test_a_fresh_etag_is_accepted_by_a_replica_whose_view_lags(
+    two_hubs: tuple[Hub, Hub],
+) -> None:
+    a, b = two_hubs
+    await a.tenants.create("t3", "pro", None)
+    for n in range(5):
+        # Written on A, then at once on B with the ETag A answered: B's view may not have
+        # A's write yet; B must check the backend instead of refusing (or losing it).
+        written = await a.config.write(
+            "t3", "patch", body={"features": {f"a{n}": True}}, author="a"
+        )
+        await b.config.write(
+            "t3",
+            "patch",
+            body={"features": {f"b{n}": True}},
+            if_match={written["effective_version"]},
+            author="b",
+        )
+    await wait_until(lambda: len(a.config.index.history("t3")) == 10)
+    features = a.config.effective("t3")["config"]["features"]
+    assert all(features[f"{side}{n}"] for side in "ab" for n in range(5))
+
+
+async def test_concurrent_patches_on_two_hubs_lose_nothing(two_hubs: tuple[Hub, Hub]) -> None:
+    a, b = two_hubs
+    await a.tenants.create("t4", "pro", None)
+    await wait_until(lambda: b.tenant_directory.get("t4") is not None)
+    await asyncio.gather(
+        *(
+            (a if n % 2 else b).config.write(
+                "t4", "patch", body={"features": {f"f{n}": True}}, author="x"
+            )
+            for n in range(20)
+        )
+    )
+    await wait_until(lambda: len(b.config.index.history("t4")) == 20)
+    assert b.config.effective("t4")["config"]["features"] == {
+        **b.config.tier_defaults["pro"]["features"],
+        **{f"f{n}": True for n in range(20)},
+    }
