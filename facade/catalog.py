@@ -205,6 +205,7 @@ class ServiceState:
         self._candidates: CandidateSet | None = None
         self._discovery: dict[str, Any] | None = None
         self._health_summary: dict[str, Any] | None = None
+        self._newest_instance: tuple[Instance | None] | None = None
 
     def invalidate(self) -> None:
         """Drop precomputed answers after a change."""
@@ -212,9 +213,14 @@ class ServiceState:
         self._candidates = None
         self._discovery = None
         self._health_summary = None
+        self._newest_instance = None
 
     def _newest(self) -> Instance | None:
-        return max(self.instances.values(), key=lambda i: i.revision, default=None)
+        # Read by every tier check on the discovery path: found once per catalog change.
+        if self._newest_instance is None:
+            newest = max(self.instances.values(), key=lambda i: i.revision, default=None)
+            self._newest_instance = (newest,)
+        return self._newest_instance[0]
 
     @property
     def subscription_requirements(self) -> tuple[str, ...] | None:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
 from facade.balancing import DEFAULT_STRATEGY, EndpointSelector
 from facade.catalog import Candidate, CatalogIndex, ServiceState
 from facade.circuits import CircuitBreakers, CircuitVerdict
+from facade.tenants import TenantDirectory
 from facade.view import StateView
 from shared.errors import CircuitOpen, NoHealthyEndpoint, ServiceNotFound, TierNotAllowed
 from shared.tenancy import TenantContext, can_access, minimum_tier
 
-TENANTS_PREFIX = "tenants/"
 DEFAULT_TIER = "free"
 
 
@@ -26,6 +24,7 @@ class DiscoveryService:
         view: StateView,
         catalog: CatalogIndex,
         circuits: CircuitBreakers,
+        tenants: TenantDirectory,
         *,
         selector: EndpointSelector | None = None,
         default_strategy: str = DEFAULT_STRATEGY,
@@ -33,18 +32,14 @@ class DiscoveryService:
         self.view = view
         self.catalog = catalog
         self.circuits = circuits
+        self.tenants = tenants
         self.selector = selector or EndpointSelector()
         self.default_strategy = default_strategy
 
     def provisioned_tier(self, tenant_id: str | None) -> str | None:
         """The tier a tenant was provisioned with, if it was."""
-        if tenant_id is None:
-            return None
-        kv = self.view.get(f"{TENANTS_PREFIX}{tenant_id}")
-        if kv is None:
-            return None
-        tier = orjson.loads(kv.value).get("subscription_tier")
-        return tier if isinstance(tier, str) else None
+        tenant = self.tenants.get(tenant_id) if tenant_id is not None else None
+        return tenant.subscription_tier if tenant is not None else None
 
     def effective_tier(self, ctx: TenantContext) -> str:
         """The caller's tier: asserted, else the tenant's provisioned tier, else free."""
@@ -83,11 +78,14 @@ class DiscoveryService:
         """One service with all its instances."""
         return self.service_state(name).public() | {"stale": self.view.stale}
 
-    def check_access(self, state: ServiceState, ctx: TenantContext) -> None:
-        """Raise TierNotAllowed when the caller's tier may not use the service."""
+    def check_access(
+        self, state: ServiceState, ctx: TenantContext, tier: str | None = None
+    ) -> None:
+        """Raise TierNotAllowed when the caller's tier (``tier``, if already known) may not
+        use the service."""
         if not ctx.is_tenant_scoped:
             return
-        tier = self.effective_tier(ctx)
+        tier = tier or self.effective_tier(ctx)
         reqs = state.subscription_requirements
         if not can_access(reqs, tier):
             raise TierNotAllowed(
@@ -106,8 +104,8 @@ class DiscoveryService:
     ) -> tuple[ServiceState, str, CircuitVerdict, float]:
         """The service, the caller's tier and that tier's circuit, access checked."""
         state = self.service_state(name)
-        self.check_access(state, ctx)
         tier = self.effective_tier(ctx)
+        self.check_access(state, ctx, tier)
         now = time.time()
         return state, tier, self.circuits.verdict(name, tier, now), now
 

@@ -51,6 +51,9 @@ class Hub:
             default_ttl=settings.default_ttl,
             visibility_timeout=settings.write_visibility_timeout,
         )
+        # Tenants first: discovery and the rate limiter read provisioned tiers from it.
+        self.tenant_directory = TenantDirectory()
+        self.view.add_listener(TENANTS_PREFIX, self.tenant_directory)
         self._init_health(settings)
         self.error_groups = ErrorGroupService(
             self.backend,
@@ -104,6 +107,7 @@ class Hub:
             self.view,
             self.catalog,
             self.circuits,
+            self.tenant_directory,
             default_strategy=settings.selection_strategy,
         )
         self.circuit_service = CircuitService(self.view, self.discovery, self.circuits)
@@ -136,9 +140,7 @@ class Hub:
     def _init_tenancy(self, settings: HubSettings) -> None:
         """Tenants, layered config, quotas and config webhooks (DESIGN.md 7-9)."""
         visibility = settings.write_visibility_timeout
-        self.tenant_directory = TenantDirectory()
         self.config_index = ConfigIndex()
-        self.view.add_listener(TENANTS_PREFIX, self.tenant_directory)
         self.view.add_listener(CONFIG_PREFIX, self.config_index)
         self.tenants = TenantService(
             self.backend, self.view, self.tenant_directory, visibility_timeout=visibility
