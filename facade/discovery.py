@@ -74,9 +74,11 @@ class DiscoveryService:
             "revision": self.view.revision,
         }
 
-    def describe(self, name: str) -> dict[str, Any]:
-        """One service with all its instances."""
-        return self.service_state(name).public() | {"stale": self.view.stale}
+    def describe(self, name: str, ctx: TenantContext) -> dict[str, Any]:
+        """One service with all its instances, if the caller's tier may use it."""
+        state = self.service_state(name)
+        self.check_access(state, ctx)
+        return state.public() | {"stale": self.view.stale}
 
     def check_access(
         self, state: ServiceState, ctx: TenantContext, tier: str | None = None

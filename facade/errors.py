@@ -22,6 +22,7 @@ log = logging.getLogger("central_hub.errors")
 STATUS_BY_ERROR: dict[type[e.HubError], int] = {
     e.InvalidRequest: 422,
     e.MalformedJSON: 400,
+    e.DuplicateHeader: 400,
     e.PayloadTooLarge: 413,
     e.HeadersTooLarge: 431,
     e.Unauthorized: 401,

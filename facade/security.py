@@ -7,8 +7,10 @@ dictionary lookup and one hash — no backend round trip per request. The secret
 passwords, which these are not.
 
 Roles and what they grant are :data:`ROLE_PERMISSIONS`. Tenant context headers are
-honoured only from roles holding :attr:`Permission.ASSERT_TENANT`; a ``tenant`` token
-acts for its own tenant whatever headers it sends.
+trusted as sent only from roles holding :attr:`Permission.ASSERT_TENANT`; roles holding
+:attr:`Permission.FORWARD_TENANT` (services) may forward a tenant, whose tier then comes
+from the tenant directory; a ``tenant`` token acts for its own tenant whatever headers
+it sends.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from adapters import Backend
 from facade.registry import utc_now
 from facade.view import StateView
 from shared.errors import (
+    DuplicateHeader,
     Forbidden,
     InvalidRequest,
     NotFound,
@@ -65,7 +68,10 @@ class Permission(enum.StrEnum):
     REGISTER = "register"
     """Register, heartbeat, deregister (service roles: their own service names)."""
     ASSERT_TENANT = "assert-tenant"
-    """Send tenant context headers that the hub trusts."""
+    """Send tenant context headers that the hub trusts (tier included)."""
+    FORWARD_TENANT = "forward-tenant"
+    """Forward a tenant's context; its tier comes from the tenant directory, an asserted
+    tier can only lower it (see :func:`shared.tenancy.capped_tier`)."""
     REPORT = "report"
     """Report call outcomes (circuits), errors, quota check/allocate/release."""
     CONFIGURE = "configure"
@@ -76,7 +82,9 @@ class Permission(enum.StrEnum):
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.SERVICE: frozenset({Permission.READ, Permission.REGISTER, Permission.REPORT}),
+    Role.SERVICE: frozenset(
+        {Permission.READ, Permission.REGISTER, Permission.REPORT, Permission.FORWARD_TENANT}
+    ),
     Role.GATEWAY: frozenset({Permission.READ, Permission.ASSERT_TENANT, Permission.REPORT}),
     Role.TENANT: frozenset({Permission.READ}),
     Role.READ_ONLY: frozenset({Permission.READ}),
@@ -98,6 +106,13 @@ KNOWN_WEAK_SECRETS = frozenset(
     }
 )
 MIN_SECRET_LENGTH = 32
+
+SINGLE_HEADERS = frozenset({b"authorization"})
+"""Headers that decide who the caller is: allowed once."""
+CONSISTENT_HEADERS = frozenset(
+    {b"x-tenant-id", b"x-company-id", b"x-subscription-tier", b"x-user-id"}
+)
+"""Headers that decide whom a request acts for: repeated only with the same value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +197,27 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def refuse_duplicated_headers(raw_headers: list[tuple[bytes, bytes]]) -> None:
+    """Raise DuplicateHeader when an identity header is ambiguous (see the error class).
+
+    ``raw_headers`` are the request's header pairs as received (lower-case names).
+    """
+    seen: dict[bytes, bytes] = {}
+    for name, value in raw_headers:
+        if name not in SINGLE_HEADERS and name not in CONSISTENT_HEADERS:
+            continue
+        previous = seen.get(name)
+        if previous is None:
+            seen[name] = value
+        elif name in SINGLE_HEADERS or previous.strip() != value.strip():
+            header = name.decode("latin-1")
+            raise DuplicateHeader(
+                f"the {header} header was sent more than once"
+                + ("" if name in SINGLE_HEADERS else " with different values"),
+                details={"header": header},
+            )
 
 
 def _digest(secret: str) -> str:
@@ -368,6 +404,7 @@ class AccessControl:
         """The caller of ``request`` if it holds ``permission``; Unauthorized/Forbidden else."""
         principal: Principal | None = getattr(request.state, "principal", None)
         if principal is None:
+            refuse_duplicated_headers(request.headers.raw)
             principal = self._identify(request, permission)
             request.state.principal = principal
             if not self.dev:

@@ -57,6 +57,17 @@ class HeadersTooLarge(InvalidRequest):
     code = "headers_too_large"
 
 
+class DuplicateHeader(InvalidRequest):
+    """A header that decides who the caller is came more than once with different values.
+
+    ``Authorization`` may come only once; ``x-tenant-id``, ``x-company-id``,
+    ``x-subscription-tier`` and ``x-user-id`` may repeat only with the same value. A proxy
+    that appends instead of replacing would otherwise decide who the caller is.
+    """
+
+    code = "duplicate_header"
+
+
 class Unauthorized(HubError):
     """No valid credentials were presented."""
 

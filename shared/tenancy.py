@@ -2,7 +2,8 @@
 
 The tier rule is the spec's ``can_user_access_service``: a service lists the tiers that
 may use it; a caller may use it when its tier ranks at least as high as any listed tier
-(so the lowest listed tier is the minimum). A service that lists none is public.
+(so the lowest listed tier is the minimum). A service that lists none is public. A caller
+tier the hub does not know ranks as ``free`` (the spec's ``tier_hierarchy.get(tier, 0)``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,31 @@ def is_tier(value: str) -> bool:
     return value in TIER_RANK
 
 
+def caller_tier(asserted: str) -> str:
+    """The tier a caller's asserted ``x-subscription-tier`` stands for.
+
+    An unknown value ranks as ``free`` (the spec's ``tier_hierarchy.get(tier, 0)``): a
+    gateway that forwards a tier the hub does not know gets the lowest tier, not an error.
+    """
+    return asserted if asserted in TIER_RANK else TIERS[0]
+
+
+def capped_tier(asserted: str | None, provisioned: str | None) -> str:
+    """The tier of a tenant context that a service forwards (rather than a gateway asserts).
+
+    The tenant directory decides: a tenant nobody provisioned is ``free`` whatever is
+    asserted; for a provisioned tenant an asserted tier at or below the provisioned one
+    is honoured (a service may act with less) and one above it is capped to the
+    provisioned tier. No tier asserted means the provisioned tier.
+    """
+    if provisioned is None or provisioned not in TIER_RANK:
+        return TIERS[0]
+    if asserted is None:
+        return provisioned
+    tier = caller_tier(asserted)
+    return tier if TIER_RANK[tier] <= TIER_RANK[provisioned] else provisioned
+
+
 def minimum_tier(requirements: Iterable[str] | None) -> str | None:
     """The lowest tier among a service's requirements, or ``None`` for a public service."""
     ranked = [TIER_RANK[t] for t in requirements or () if t in TIER_RANK]
@@ -39,7 +65,7 @@ def can_access(requirements: Iterable[str] | None, tier: str) -> bool:
     lowest = minimum_tier(requirements)
     if lowest is None:
         return True
-    return TIER_RANK.get(tier, -1) >= TIER_RANK[lowest]
+    return TIER_RANK.get(tier, 0) >= TIER_RANK[lowest]
 
 
 @dataclass(frozen=True, slots=True)

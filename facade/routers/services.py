@@ -10,7 +10,6 @@ from facade.balancing import STRATEGIES, Strategy
 from facade.context import (
     TENANT_QUERY_DOC,
     HubDep,
-    Reader,
     Registrar,
     TenantDep,
     parse_tenant_context,
@@ -140,11 +139,11 @@ async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytes
 @router.get(
     "/{name}",
     response_model=ServiceDetailOut,
-    responses=error_doc(errors.ServiceNotFound),
+    responses=error_doc(errors.ServiceNotFound, errors.TierNotAllowed),
 )
-async def get_service(name: ServiceNamePath, hub: HubDep, _: Reader) -> JSONBytesResponse:
-    """One service and all of its instances."""
-    answer = hub.discovery.describe(name)
+async def get_service(name: ServiceNamePath, hub: HubDep, ctx: TenantDep) -> JSONBytesResponse:
+    """One service and all of its instances (403 ``tier_not_allowed`` as discovery)."""
+    answer = hub.discovery.describe(name, ctx)
     return read_response(answer, answer["stale"])
 
 

@@ -119,15 +119,18 @@ async def test_forged_tier_headers_are_refused_not_trusted(
     reader = await running_hub.issue("read-only")
     tenant = await running_hub.issue("tenant", tenant_id="tenant-a")
     gateway = await running_hub.issue("gateway")
-    for token in (service, reader):
-        async with running_hub.client_with(token) as client:
-            for path in ("/services/discover/trading-engine", "/services/"):
-                resp = await client.get(path, headers=forged)
-                assert_error(resp, 403, "tenant_headers_not_allowed")
-            by_query = await client.get(
-                "/services/discover/trading-engine", params={"tenant_id": "me"}
-            )
-            assert_error(by_query, 403, "tenant_headers_not_allowed")
+    async with running_hub.client_with(reader) as client:
+        for path in ("/services/discover/trading-engine", "/services/"):
+            resp = await client.get(path, headers=forged)
+            assert_error(resp, 403, "tenant_headers_not_allowed")
+        by_query = await client.get("/services/discover/trading-engine", params={"tenant_id": "me"})
+        assert_error(by_query, 403, "tenant_headers_not_allowed")
+    async with running_hub.client_with(service) as client:
+        # A service forwards tenant context; "me" is not provisioned, so it is free.
+        resp = await client.get("/services/discover/trading-engine", headers=forged)
+        assert_error(resp, 403, "tier_not_allowed")
+        listing = (await client.get("/services/", headers=forged)).json()
+        assert (listing["subscription_tier"], listing["services"]) == ("free", {})
     async with running_hub.client_with(tenant) as client:
         # A tenant token acts for its own (unprovisioned: free) tenant.
         assert_error(await client.get("/services/discover/trading-engine"), 403, "tier_not_allowed")
