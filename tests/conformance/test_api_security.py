@@ -9,6 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
+try:
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # FastAPI before included routers were kept as branches
+
+    def iter_route_contexts(routes: Any) -> Any:  # type: ignore[misc]
+        return iter(routes)
+
+
 from tests.conformance.conftest import ADMIN_TOKEN, RunningHub
 from tests.conformance.test_api_services import assert_error, register
 
@@ -325,3 +333,101 @@ async def test_a_tenant_token_reaches_nothing_of_another_tenant_on_any_route(
             assert marker not in resp.text, (method, path)
             assert '"tenant-b"' not in resp.text or resp.status_code == 403, (method, path)
     assert checked >= 10
+
+
+# -- the tier rule on every per-service route (issue 11, item 1) ---------------------------
+
+SERVICE_NAME_PARAMS = ("name", "service", "service_name")
+REGISTRANT_ROUTES = {
+    ("DELETE", "/services/{name}/instances/{instance_id}"),
+    ("PUT", "/services/{name}/instances/{instance_id}/heartbeat"),
+}
+"""Routes where an instance's own registrant acts: a consumer's tier has no say there, and
+only service tokens bound to the service (or admin) may call them at all."""
+SAMPLE_BODIES = {("POST", "/circuits/{name}/report"): {"success": True, "latency_ms": 5}}
+
+
+def app_routes(app: Any) -> list[tuple[str, str]]:
+    """Every (method, path template) the app serves, hidden routes included."""
+    return sorted(
+        (method, route.path)
+        for route in iter_route_contexts(app.routes)
+        for method in getattr(route, "methods", None) or ()
+        if method != "HEAD"
+    )
+
+
+def service_name_routes(app: Any) -> list[tuple[str, str]]:
+    """Every route that takes a service name in its path."""
+    return [
+        (method, path)
+        for method, path in app_routes(app)
+        if any("{" + param + "}" in path for param in SERVICE_NAME_PARAMS)
+    ]
+
+
+async def provision(api: httpx.AsyncClient, tenant: str, tier: str) -> None:
+    resp = await api.post("/tenants", json={"tenant_id": tenant, "subscription_tier": tier})
+    assert resp.status_code == 201, resp.text
+
+
+async def test_every_route_taking_a_service_name_applies_the_tier_rule(
+    running_hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """A lower-tier caller of every role reaches nothing of an enterprise-only service."""
+    secret_host = "vault-host.internal"
+    body = {"name": "vault", "host": secret_host, "port": 8400}
+    resp = await api.post(
+        "/services/register", json=body | {"subscription_requirements": ["enterprise"]}
+    )
+    assert resp.status_code == 201, resp.text
+    instance_id = resp.json()["instance_id"]
+    await provision(api, "small-co", "free")
+    await provision(api, "big-co", "enterprise")
+    gateway = await running_hub.issue("gateway")
+    service = await running_hub.issue("service", services=["trading-engine"])
+    callers = {  # (role, token, headers) for a free caller and its enterprise twin
+        "tenant": (
+            (await running_hub.issue("tenant", tenant_id="small-co"), {}),
+            (await running_hub.issue("tenant", tenant_id="big-co"), {}),
+        ),
+        "gateway": (
+            (gateway, {"x-tenant-id": "small-co", "x-subscription-tier": "free"}),
+            (gateway, {"x-tenant-id": "small-co", "x-subscription-tier": "enterprise"}),
+        ),
+        "service": (  # forwarded: the asserted enterprise is capped at small-co's free
+            (service, {"x-tenant-id": "small-co", "x-subscription-tier": "enterprise"}),
+            (service, {"x-tenant-id": "big-co"}),
+        ),
+    }
+    routes = service_name_routes(running_hub.app)
+    assert len(routes) >= 8, routes
+    gated = 0
+    for method, template in routes:
+        path = template.replace("{instance_id}", instance_id)
+        for param in SERVICE_NAME_PARAMS:
+            path = path.replace("{" + param + "}", "vault")
+        assert "{" not in path, f"add a sample for {template}"
+        json_body = SAMPLE_BODIES.get((method, template), {}) if method in ("POST", "PUT") else None
+        for role, ((low_token, low_headers), (high_token, high_headers)) in callers.items():
+            async with running_hub.client_with(low_token) as low:
+                refused = await low.request(method, path, headers=low_headers, json=json_body)
+            async with running_hub.client_with(high_token) as high:
+                allowed = await high.request(method, path, headers=high_headers, json=json_body)
+            where = (role, method, template)
+            assert refused.status_code == 403, (where, refused.text)
+            assert secret_host not in refused.text, where
+            code = refused.json()["error"]["code"]
+            twin = (
+                allowed.json().get("error", {}).get("code") if allowed.status_code >= 400 else None
+            )
+            assert twin != "tier_not_allowed", (where, allowed.text)
+            if (method, template) in REGISTRANT_ROUTES or twin == "forbidden":
+                # The role may not call the route at all, whatever its tier.
+                assert code == "forbidden", (where, refused.text)
+            else:
+                assert code == "tier_not_allowed", (where, refused.text)
+                gated += 1
+            if method == "GET":
+                assert code == "tier_not_allowed", (where, refused.text)
+    assert gated >= 3 * 5  # every read for every role, the report for gateway and service
