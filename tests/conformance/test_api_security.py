@@ -431,3 +431,193 @@ async def test_every_route_taking_a_service_name_applies_the_tier_rule(
             if method == "GET":
                 assert code == "tier_not_allowed", (where, refused.text)
     assert gated >= 3 * 5  # every read for every role, the report for gateway and service
+
+
+# -- tenant context from services (issue 11, items 2 and 4) --------------------------------
+
+LOWER, EQUAL, HIGHER = "free", "pro", "enterprise"  # relative to acme's provisioned pro
+TIER_MATRIX = {
+    # role: {(tenant, asserted tier): the tier the hub acts with}
+    "service": {
+        ("acme", None): "pro",
+        ("acme", LOWER): "free",
+        ("acme", EQUAL): "pro",
+        ("acme", HIGHER): "pro",  # capped at the provisioned tier
+        ("nobody", None): "free",
+        ("nobody", LOWER): "free",
+        ("nobody", EQUAL): "free",  # not provisioned: free whatever is asserted
+        ("nobody", HIGHER): "free",
+    },
+    **{
+        role: {
+            ("acme", None): "pro",
+            ("acme", LOWER): "free",
+            ("acme", EQUAL): "pro",
+            ("acme", HIGHER): "enterprise",  # trusted as asserted
+            ("nobody", None): "free",
+            ("nobody", LOWER): "free",
+            ("nobody", EQUAL): "pro",
+            ("nobody", HIGHER): "enterprise",
+        }
+        for role in ("gateway", "admin")
+    },
+}
+SERVICE_PER_TIER = {"free": "free-svc", "pro": "pro-svc", "enterprise": "ent-svc"}
+
+
+async def test_tenant_context_matrix_of_roles_provisioning_and_asserted_tiers(
+    running_hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    for port, (tier, name) in enumerate(SERVICE_PER_TIER.items(), start=8500):
+        await register(api, name, port, subscription_requirements=[tier])
+    await provision(api, "acme", "pro")
+    tokens = {
+        "service": await running_hub.issue("service", services=["trading-engine"]),
+        "gateway": await running_hub.issue("gateway"),
+        "admin": ADMIN_TOKEN,
+    }
+    rank = {"free": 0, "pro": 1, "enterprise": 2}
+    for role, cells in TIER_MATRIX.items():
+        async with running_hub.client_with(tokens[role]) as client:
+            for (tenant, asserted), expected in cells.items():
+                where = (role, tenant, asserted)
+                tier_header = {"x-subscription-tier": asserted} if asserted else {}
+                # The tenant by header, by the x-company-id alias and by the query.
+                for headers, params in (
+                    ({"x-tenant-id": tenant} | tier_header, {}),
+                    ({"x-company-id": tenant} | tier_header, {}),
+                    (tier_header, {"tenant_id": tenant}),
+                ):
+                    listing = await client.get("/services/", headers=headers, params=params)
+                    assert listing.status_code == 200, (where, listing.text)
+                    body = listing.json()
+                    assert (body["tenant_id"], body["subscription_tier"]) == (tenant, expected), (
+                        where,
+                        headers,
+                        params,
+                    )
+                    usable = {t for t in rank if rank[t] <= rank[expected]}
+                    assert set(body["services"]) == {SERVICE_PER_TIER[t] for t in usable}, where
+                for tier, name in SERVICE_PER_TIER.items():
+                    resp = await client.get(
+                        f"/services/discover/{name}",
+                        headers={"x-tenant-id": tenant} | tier_header,
+                    )
+                    if rank[tier] <= rank[expected]:
+                        assert resp.status_code == 200, (where, name, resp.text)
+                        assert resp.json()["subscription_tier"] == expected
+                    else:
+                        assert_error(resp, 403, "tier_not_allowed")
+                # Config defaults follow the same tier for a tenant nobody provisioned.
+                config = await client.get(f"/config/{tenant}", headers=tier_header)
+                assert config.status_code == 200, (where, config.text)
+                if tenant == "nobody" and role == "service":
+                    assert config.json()["subscription_tier"] == "free", where
+    # Tenant tokens act at their provisioned tier and may not assert one; read-only
+    # tokens may not send tenant context at all.
+    async with running_hub.client_with(await running_hub.issue("tenant", tenant_id="acme")) as own:
+        assert (await own.get("/services/")).json()["subscription_tier"] == "pro"
+        for asserted in (LOWER, EQUAL, HIGHER):
+            forged = {"x-subscription-tier": asserted}
+            assert_error(await own.get("/services/", headers=forged), 403, "tenant_mismatch")
+        assert_error(
+            await own.get("/services/", headers={"x-tenant-id": "nobody"}), 403, "tenant_mismatch"
+        )
+    async with running_hub.client_with(await running_hub.issue("read-only")) as reader:
+        for headers in ({"x-tenant-id": "acme"}, {"x-subscription-tier": LOWER}):
+            resp = await reader.get("/services/", headers=headers)
+            assert_error(resp, 403, "tenant_headers_not_allowed")
+
+
+async def test_the_spec_integration_examples_work_verbatim_with_a_service_token(
+    running_hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    """The seed's Example 1 (x-tenant-id header) and Example 2 (tenant_id query)."""
+    for port, name in ((8601, "risk-management"), (8602, "user-management")):
+        await register(api, name, port, subscription_requirements=["pro", "enterprise"])
+    await provision(api, "company_abc", "pro")
+    tenant_context = {"tenant_id": "company_abc", "subscription_tier": "pro", "user_id": "u1"}
+    trading_engine = await running_hub.issue("service", services=["trading-engine"])
+    async with running_hub.client_with(trading_engine) as httpx_with_token:
+        # Example 1: Trading Engine needs Risk Management
+        response = await httpx_with_token.get(
+            "/services/discover/risk-management",
+            headers={"x-tenant-id": tenant_context["tenant_id"]},
+        )
+        risk_service_endpoint = response.json()["recommended_endpoint"]
+        assert risk_service_endpoint == "http://127.0.0.1:8601", response.text
+        # Example 2: Analytics needs User Management
+        service_info = (
+            await httpx_with_token.get(
+                "/services/discover/user-management",
+                params={"tenant_id": tenant_context["tenant_id"]},
+            )
+        ).json()
+        assert service_info["recommended_endpoint"] == "http://127.0.0.1:8602", service_info
+        assert service_info["subscription_tier"] == "pro"
+        # The same requests for a tenant nobody provisioned: free, so refused.
+        unknown = await httpx_with_token.get(
+            "/services/discover/risk-management", headers={"x-tenant-id": "company_xyz"}
+        )
+        assert_error(unknown, 403, "tier_not_allowed")
+
+
+async def test_an_unknown_caller_tier_reads_as_free_an_unknown_registration_tier_is_422(
+    running_hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    await register(api, "public-svc", 8701)
+    await register(api, "pro-svc", 8702, subscription_requirements=["pro"])
+    gateway = await running_hub.issue("gateway")
+    platinum = {"x-tenant-id": "company_abc", "x-subscription-tier": "platinum"}
+    async with running_hub.client_with(gateway) as client:
+        listing = await client.get("/services/", headers=platinum)
+        assert listing.status_code == 200, listing.text
+        assert listing.json()["subscription_tier"] == "free"
+        assert set(listing.json()["services"]) == {"public-svc"}
+        public = await client.get("/services/discover/public-svc", headers=platinum)
+        assert public.status_code == 200, public.text
+        assert public.json()["subscription_tier"] == "free"
+        assert_error(
+            await client.get("/services/discover/pro-svc", headers=platinum),
+            403,
+            "tier_not_allowed",
+        )
+    typo = {"name": "typo-svc", "host": "127.0.0.1", "port": 8703}
+    resp = await api.post(
+        "/services/register", json=typo | {"subscription_requirements": ["platinum"]}
+    )
+    assert_error(resp, 422, "invalid_request")
+
+
+# -- ambiguous identity headers (issue 11, item 6) -----------------------------------------
+
+
+async def test_duplicated_identity_headers_are_400_on_every_route(
+    running_hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    gateway = await running_hub.issue("gateway")
+    twice = [("authorization", f"Bearer {gateway}"), ("authorization", f"Bearer {ADMIN_TOKEN}")]
+    async with running_hub.client_with(None) as client:
+        for method, path in api_routes(running_hub):
+            resp = await client.request(method, path, headers=twice, json={})
+            error = assert_error(resp, 400, "duplicate_header")
+            assert error["details"] == {"header": "authorization"}
+            assert ADMIN_TOKEN not in resp.text
+        same_twice = [("authorization", f"Bearer {gateway}")] * 2
+        resp = await client.get("/services/", headers=same_twice)
+        assert_error(resp, 400, "duplicate_header")
+    async with running_hub.client_with(gateway) as client:
+        for header, first, second in (
+            ("x-tenant-id", "tenant-a", "tenant-b"),
+            ("x-company-id", "tenant-a", "tenant-b"),
+            ("x-subscription-tier", "free", "enterprise"),
+        ):
+            for path in ("/services/", "/services/discover/anything", "/config/tenant-a"):
+                resp = await client.get(path, headers=[(header, first), (header, second)])
+                error = assert_error(resp, 400, "duplicate_header")
+                assert error["details"] == {"header": header}
+        # A proxy repeating the same value is not ambiguous.
+        same = [("x-tenant-id", "tenant-a"), ("x-tenant-id", "tenant-a")]
+        resp = await client.get("/services/", headers=same)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["tenant_id"] == "tenant-a"
