@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import httpx
@@ -37,14 +38,15 @@ SAMPLE_PATH_PARAMS = {
 }
 
 
-def api_routes(hub: RunningHub) -> list[tuple[str, str]]:
+def api_routes(hub: RunningHub, samples: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """Every (method, concrete path) in the OpenAPI schema, with sample path parameters."""
+    samples = SAMPLE_PATH_PARAMS | (samples or {})
     found = []
     for template, operations in hub.app.openapi()["paths"].items():
         if template in PUBLIC_PATHS:
             continue
         path = template
-        for name, value in SAMPLE_PATH_PARAMS.items():
+        for name, value in samples.items():
             path = path.replace("{" + name + "}", value)
         assert "{" not in path, f"add a sample for {template}"
         found.extend((method.upper(), path) for method in operations)
@@ -306,33 +308,98 @@ async def test_numbers_json_peers_cannot_store_are_4xx_not_500(api: httpx.AsyncC
         assert resp.json()["error"]["code"] == "invalid_request"
 
 
+TENANT_OWNED_PARAMS = {"tenant_id", "id", "webhook_id", "version"}
+"""Path parameters that address an object belonging to one tenant (or to none, for a
+global one): the walk below fills each with an object of tenant B."""
+SHARED_PARAMS = {
+    "name": "services are shared; tenants are kept apart by the tier rule",
+    "service": "services are shared; tenants are kept apart by the tier rule",
+    "instance_id": "an instance of a shared service",
+    "token_id": "token routes are admin-only",
+    "resource_type": "a kind of resource, not an object",
+    "type": "a kind of resource, not an object",
+}
+
+
 async def test_a_tenant_token_reaches_nothing_of_another_tenant_on_any_route(
     running_hub: RunningHub, api: httpx.AsyncClient
 ) -> None:
-    """Every documented operation, called with tenant A's token against tenant B."""
+    """Every documented operation, called with tenant A's token against tenant B's objects."""
     # A is enterprise so its rate limit (a minute of 100,000 calls/hour) allows the walk.
     for tenant, tier in (("tenant-a", "enterprise"), ("tenant-b", "pro")):
         created = await api.post("/tenants", json={"tenant_id": tenant, "subscription_tier": tier})
         assert created.status_code == 201, created.text
     marker = "secret_flag_of_b"
-    assert (await api.put("/config/tenant-b", json={"features": {marker: True}})).status_code == 200
+    written = await api.put("/config/tenant-b", json={"features": {marker: True}})
+    assert written.status_code == 200, written.text
     allocated = await api.post("/tenants/tenant-b/resources/storage/allocate", json={"amount": 95})
     assert allocated.status_code == 200, allocated.text
+    hook = await api.post(
+        "/config/webhooks", json={"url": f"http://127.0.0.1:9/{marker}", "tenant_id": "tenant-b"}
+    )
+    assert hook.status_code == 201, hook.text
+    hook_of_b = hook.json()["webhook_id"]
+    version_of_b = str(written.json()["effective_version"])
+    objects_of_b = {"tenant_id": "tenant-b", "id": "tenant-b", "webhook_id": hook_of_b}
+    objects_of_b["version"] = version_of_b
+    params = {
+        param
+        for template in running_hub.app.openapi()["paths"]
+        for param in re.findall(r"{(\w+)}", template)
+    }
+    assert params <= TENANT_OWNED_PARAMS | set(SHARED_PARAMS), (
+        f"classify {params - TENANT_OWNED_PARAMS - set(SHARED_PARAMS)}: tenant-owned "
+        "(add an object of tenant B below) or shared (say why)"
+    )
     token_a = await running_hub.issue("tenant", tenant_id="tenant-a")
     checked = 0
     async with running_hub.client_with(token_a) as client:
-        for method, path in api_routes(running_hub):
+        for method, path in api_routes(running_hub, objects_of_b):
             if path.endswith("/watch") and "tenant-b" not in path:
                 continue  # a stream of tenant A's own (or global) config never ends
             resp = await client.request(method, path, json={})
-            if "tenant-b" in path:
-                assert resp.status_code == 403, (method, path, resp.text)
+            if "tenant-b" in path or hook_of_b in path:
+                # Another tenant's object: refused, or (read by id) not even said to exist.
+                assert resp.status_code in (403, 404), (method, path, resp.text)
                 checked += 1
             else:
                 assert resp.status_code != 500, (method, path, resp.text)
             assert marker not in resp.text, (method, path)
+            # B's webhook URL carries the marker too, so no listing may show it.
             assert '"tenant-b"' not in resp.text or resp.status_code == 403, (method, path)
-    assert checked >= 10
+    assert checked >= 12
+
+
+async def test_a_tenant_token_cannot_read_or_list_another_tenants_webhooks(
+    running_hub: RunningHub, api: httpx.AsyncClient
+) -> None:
+    for tenant in ("tenant-a", "tenant-b"):
+        created = await api.post("/tenants", json={"tenant_id": tenant, "subscription_tier": "pro"})
+        assert created.status_code == 201, created.text
+    hooks = {}
+    for owner in ("tenant-a", "tenant-b", None):
+        body = {"url": f"http://127.0.0.1:9/{owner or 'global'}", "tenant_id": owner}
+        resp = await api.post("/config/webhooks", json=body)
+        assert resp.status_code == 201, resp.text
+        hooks[owner] = resp.json()["webhook_id"]
+    token_a = await running_hub.issue("tenant", tenant_id="tenant-a")
+    async with running_hub.client_with(token_a) as client:
+        own = await client.get(f"/config/webhooks/{hooks['tenant-a']}")
+        assert own.status_code == 200, own.text
+        assert own.json()["tenant_id"] == "tenant-a"
+        for other in ("tenant-b", None):
+            resp = await client.get(f"/config/webhooks/{hooks[other]}")
+            assert_error(resp, 404, "webhook_not_found")
+        listing = (await client.get("/config/webhooks")).json()
+        assert [h["webhook_id"] for h in listing["webhooks"]] == [hooks["tenant-a"]]
+        assert listing["count"] == 1
+        by_query = await client.get("/config/webhooks", params={"tenant_id": "tenant-b"})
+        assert_error(by_query, 403, "tenant_mismatch")
+        assert hooks["tenant-b"] not in by_query.text
+        own_query = await client.get("/config/webhooks", params={"tenant_id": "tenant-a"})
+        assert [h["webhook_id"] for h in own_query.json()["webhooks"]] == [hooks["tenant-a"]]
+    everything = (await api.get("/config/webhooks")).json()
+    assert {h["webhook_id"] for h in everything["webhooks"]} == set(hooks.values())
 
 
 # -- the tier rule on every per-service route (issue 11, item 1) ---------------------------
