@@ -113,6 +113,7 @@ CONSISTENT_HEADERS = frozenset(
     {b"x-tenant-id", b"x-company-id", b"x-subscription-tier", b"x-user-id"}
 )
 """Headers that decide whom a request acts for: repeated only with the same value."""
+_IDENTITY_HEADERS = SINGLE_HEADERS | CONSISTENT_HEADERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +207,7 @@ def refuse_duplicated_headers(raw_headers: list[tuple[bytes, bytes]]) -> None:
     """
     seen: dict[bytes, bytes] = {}
     for name, value in raw_headers:
-        if name not in SINGLE_HEADERS and name not in CONSISTENT_HEADERS:
+        if name not in _IDENTITY_HEADERS:
             continue
         previous = seen.get(name)
         if previous is None:
