@@ -286,6 +286,23 @@ async def test_layers_merge_and_every_write_is_a_version(api: httpx.AsyncClient)
     assert upgraded["config"]["rate_limits"]["api_calls_per_hour"] == 25000  # override stays
 
 
+async def test_the_tenant_layer_wins_over_the_global_layer_for_the_same_key(
+    api: httpx.AsyncClient,
+) -> None:
+    """Both layers set one key: the tenant's value wins (catches a swapped merge order)."""
+    await provision(api, "same_key", "pro")
+    resp = await api.patch("/config", json={"rate_limits": {"api_calls_per_hour": 50}})
+    assert resp.status_code == 200, resp.text
+    resp = await api.patch("/config/same_key", json={"rate_limits": {"api_calls_per_hour": 25000}})
+    assert resp.status_code == 200, resp.text
+    body = await config_of(api, "same_key")
+    assert body["config"]["rate_limits"]["api_calls_per_hour"] == 25000
+    # A tenant without an override of its own gets the global value over its tier default.
+    await provision(api, "no_override", "pro")
+    other = await config_of(api, "no_override")
+    assert other["config"]["rate_limits"]["api_calls_per_hour"] == 50
+
+
 async def test_history_lists_every_version_with_author_and_time(api: httpx.AsyncClient) -> None:
     await provision(api, "hist", "free")
     versions = []
