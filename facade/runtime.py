@@ -79,6 +79,8 @@ class Hub:
                     tier: defaults["rate_limits"]["api_calls_per_hour"]
                     for tier, defaults in self.config.tier_defaults.items()
                 },
+                # Effective limits: global and per-tier config writes apply at once.
+                limit_of=self.config.api_calls_per_hour,
             ),
             dev=settings.dev,
             anonymous_reads=settings.anonymous_reads,

@@ -234,13 +234,21 @@ async def test_layers_merge_and_every_write_is_a_version(api: httpx.AsyncClient)
         headers={"x-user-id": "ops-alice"},
     )
     assert resp.status_code == 200, resp.text
-    global_version = resp.json()["version"]
+    written = resp.json()
+    global_version = written["version"]
     assert global_version > v0
+    # The per-tier values went to the tiers' layers, not into the global layer.
+    assert written["config"] == {"maintenance": {"window": "sun 02:00", "regions": ["eu", "us"]}}
+    assert set(written["tiers"]) == {"free", "pro", "enterprise"}
+    pro_version = written["tiers"]["pro"]["version"]
+    assert pro_version > global_version
     body = await config_of(api, "company_abc")
-    assert body["version"] == global_version
-    assert body["config"]["rate_limits"]["pro_tier"] == 200
-    assert body["config"]["rate_limits"]["api_calls_per_hour"] == 10000  # tier default kept
+    assert body["version"] == pro_version
+    assert "pro_tier" not in body["config"]["rate_limits"]
+    assert body["config"]["rate_limits"]["api_calls_per_hour"] == 200  # the pro tier's value
+    assert body["config"]["rate_limits"]["websocket_connections"] == 50  # tier default kept
     assert body["config"]["maintenance"] == {"window": "sun 02:00", "regions": ["eu", "us"]}
+    assert body["layers"]["tier_version"] == pro_version
 
     # Tenant overrides win over global and tier.
     resp = await api.put(
@@ -250,7 +258,7 @@ async def test_layers_merge_and_every_write_is_a_version(api: httpx.AsyncClient)
     )
     assert resp.status_code == 200, resp.text
     body = await config_of(api, "company_abc")
-    assert body["version"] == resp.json()["version"] > global_version
+    assert body["version"] == resp.json()["version"] > pro_version
     assert body["config"]["rate_limits"]["api_calls_per_hour"] == 25000
     assert body["config"]["rate_limits"]["websocket_connections"] == 50
     assert body["config"]["features"]["custom_models"] is True
