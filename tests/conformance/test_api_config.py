@@ -311,6 +311,124 @@ async def test_the_tenant_layer_wins_over_the_global_layer_for_the_same_key(
     assert other["config"]["rate_limits"]["api_calls_per_hour"] == 50
 
 
+async def test_tier_layers_are_versioned_layers_between_global_and_tenant(
+    api: httpx.AsyncClient,
+) -> None:
+    await provision(api, "tiered_free", "free")
+    await provision(api, "tiered_pro", "pro")
+    await api.patch("/config", json={"features": {"beta": False}})
+    resp = await api.put("/config/tiers/pro", json={"features": {"beta": True}})
+    assert resp.status_code == 200, resp.text
+    first = resp.json()
+    assert first["scope"] == "tier" and first["tier"] == "pro"
+    assert resp.headers["etag"] == f'"{first["version"]}"'
+    pro = await config_of(api, "tiered_pro")
+    assert pro["config"]["features"]["beta"] is True  # the tier layer beats the global one
+    assert pro["version"] == first["version"] == pro["layers"]["tier_version"]
+    free = await config_of(api, "tiered_free")
+    assert free["config"]["features"]["beta"] is False  # another tier's layer does not apply
+    assert free["version"] < first["version"]
+
+    # If-Match takes the tier layer's version; a stale one is 412 and changes nothing.
+    stale = {"If-Match": f'"{first["version"] - 1}"'}
+    resp = await api.patch("/config/tiers/pro", json={"features": {"x": True}}, headers=stale)
+    assert_error(resp, 412, "precondition_failed")
+    resp = await api.patch(
+        "/config/tiers/pro",
+        json={"rate_limits": {"api_calls_per_hour": 300}},
+        headers={"If-Match": f'"{first["version"]}"'},
+    )
+    assert resp.status_code == 200, resp.text
+    layer = (await api.get("/config/tiers/pro")).json()
+    assert layer["config"] == {
+        "features": {"beta": True},
+        "rate_limits": {"api_calls_per_hour": 300},
+    }
+
+    history = (await api.get("/config/tiers/pro/history")).json()
+    assert [v["version"] for v in history["versions"]] == [resp.json()["version"], first["version"]]
+    resp = await api.post(f"/config/tiers/pro/rollback/{first['version']}")
+    assert resp.status_code == 200, resp.text
+    assert (await config_of(api, "tiered_pro"))["config"]["rate_limits"]["api_calls_per_hour"] == (
+        10000
+    )
+
+    # Bad input: unknown tier, per-tier keys outside a global write, an unknown tier key.
+    assert_error(await api.put("/config/tiers/gold", json={}), 422, "invalid_request")
+    resp = await api.patch("/config/tiers/pro", json={"rate_limits": {"pro_tier": 5}})
+    assert_error(resp, 422, "invalid_request")
+    resp = await api.patch("/config/tiered_pro", json={"rate_limits": {"free_tier": 5}})
+    assert_error(resp, 422, "invalid_request")
+    before = (await api.get("/config")).json()["version"]
+    resp = await api.patch("/config", json={"rate_limits": {"gold_tier": 5, "free_tier": 1}})
+    error = assert_error(resp, 422, "invalid_request")
+    assert error["details"]["errors"][0]["field"] == "rate_limits.gold_tier"
+    resp = await api.patch("/config", json={"features": {"free_tier": True}})
+    assert_error(resp, 422, "invalid_request")
+    assert (await api.get("/config")).json()["version"] == before  # nothing half written
+    assert (await api.get("/config/tiers/free")).json()["version"] == 0
+
+
+async def test_per_tier_values_in_a_global_write(api: httpx.AsyncClient) -> None:
+    await provision(api, "pt_free", "free")
+    await provision(api, "pt_ent", "enterprise")
+    resp = await api.patch(
+        "/config",
+        json={
+            "rate_limits": {"free_tier": 50, "enterprise_tier": {"websocket_connections": 900}},
+            "features": {"beta": True},
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["config"] == {"features": {"beta": True}}
+    free = (await config_of(api, "pt_free"))["config"]
+    assert free["rate_limits"] == {"api_calls_per_hour": 50, "websocket_connections": 5}
+    assert free["features"]["beta"] is True
+    ent = (await config_of(api, "pt_ent"))["config"]
+    assert ent["rate_limits"] == {"api_calls_per_hour": 100000, "websocket_connections": 900}
+
+    # A PATCH with only per-tier values writes no global version; null removes the value.
+    global_version = (await api.get("/config")).json()["version"]
+    resp = await api.patch("/config", json={"rate_limits": {"free_tier": None}})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["version"] == global_version
+    assert (await api.get("/config/tiers/free")).json()["config"] == {"rate_limits": {}}
+    free = (await config_of(api, "pt_free"))["config"]
+    assert free["rate_limits"]["api_calls_per_hour"] == 1000
+
+    # If-Match guards the global layer even when only tier layers change.
+    resp = await api.patch(
+        "/config",
+        json={"rate_limits": {"free_tier": 7}},
+        headers={"If-Match": f'"{global_version - 1}"'},
+    )
+    assert_error(resp, 412, "precondition_failed")
+    assert (await config_of(api, "pt_free"))["config"]["rate_limits"]["api_calls_per_hour"] == 1000
+
+
+async def test_the_rate_limiter_enforces_the_effective_hourly_limit(config_hub: ConfigHub) -> None:
+    api = config_hub.api
+    await provision(api, "limited", "free")
+    token = await config_hub.issue("tenant", tenant_id="limited")
+    resp = await api.patch("/config", json={"rate_limits": {"free_tier": 50}})
+    assert resp.status_code == 200, resp.text
+    async with config_hub.client_with(token) as tenant:
+        for _ in range(20):
+            resp = await tenant.get("/config/limited")
+            if resp.status_code == 429:
+                break
+            assert resp.status_code == 200, resp.text
+        error = assert_error(resp, 429, "rate_limited")
+        assert error["details"]["limit_per_hour"] == 50
+        # The tenant's own override wins over its tier's value, at once.
+        resp = await api.patch(
+            "/config/limited", json={"rate_limits": {"api_calls_per_hour": 6000}}
+        )
+        assert resp.status_code == 200, resp.text
+        resp = await tenant.get("/config/limited")
+        assert resp.status_code == 200, resp.text
+
+
 async def test_history_lists_every_version_with_author_and_time(api: httpx.AsyncClient) -> None:
     await provision(api, "hist", "free")
     versions = []
