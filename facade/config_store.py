@@ -700,14 +700,24 @@ class ConfigService:
         return await self.view.wait_for(index, min(timeout, self.visibility_timeout))
 
     async def wait_past(
-        self, scope: Scope, index: int, timeout: float, asserted_tier: str | None = None
+        self,
+        scope: Scope,
+        index: int,
+        timeout: float,
+        asserted_tier: str | None = None,
+        *,
+        until: asyncio.Event | None = None,
     ) -> bool:
-        """Wait until the scope's version exceeds ``index``; False when ``timeout`` passed."""
+        """Wait until the scope's version exceeds ``index``; False when ``timeout`` passed.
+
+        ``until``: returns at once when it is set (the caller's grant ended; whoever sets
+        it also notifies :attr:`changes`).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         if not await self._known(index, timeout):
             return True
-        while not self.changes.closed:
+        while not self.changes.closed and not (until is not None and until.is_set()):
             event = self.changes.current()
             if self.version_of(scope, asserted_tier) > index:
                 return True
@@ -727,6 +737,7 @@ class ConfigService:
         asserted_tier: str | None,
         after: int | None,
         keepalive: float,
+        until: asyncio.Event | None = None,
     ) -> AsyncIterator[dict[str, Any] | None]:
         """Every new version of ``scope`` after ``after``, as full bodies; ``None`` = idle.
 
@@ -734,12 +745,13 @@ class ConfigService:
         is ``None``), so a reconnecting subscriber gets what it missed. The global layer
         replays each kept history entry it missed, in order; a tenant stream sends the
         current effective config (it is complete, so intermediate effective states are
-        superseded). Ends when the hub stops.
+        superseded). Ends when the hub stops, or when ``until`` is set (the subscriber's
+        grant ended; whoever sets it also notifies :attr:`changes`).
         """
         if after is not None and not await self._known(after, self.visibility_timeout):
             after = None  # an id this store never reached: start from the current state
         last = -1 if after is None else after
-        while not self.changes.closed:
+        while not self.changes.closed and not (until is not None and until.is_set()):
             event = self.changes.current()
             if scope is None:
                 if last < 0:  # a new subscriber starts from the current state

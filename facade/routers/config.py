@@ -120,6 +120,20 @@ async def _write_global(
     return _written(result)
 
 
+async def _long_poll(
+    hub: Hub, caller: Principal, scope: Scope, index: int, wait: str | None, tier: str | None
+) -> None:
+    """Block until the version passes ``index``; 401 at once if the caller's grant ends."""
+    timeout = parse_wait(wait)
+    grant = hub.grants.open(caller)
+    try:
+        await hub.config.wait_past(scope, index, timeout, tier, until=grant.ended)
+    finally:
+        hub.grants.close(grant)
+    if grant.ended.is_set():
+        raise grant.error()
+
+
 def _last_event_id(request: Request) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw.strip() == "":
@@ -136,17 +150,28 @@ async def _sse(hub: Hub, scope: Scope, request: Request, caller: Principal) -> S
         for_tenant(caller, request, scope)
     after = _last_event_id(request)
     tier = _asserted_tier(request, caller)
+    grant = hub.grants.open(caller)
     events = hub.config.subscribe(
-        scope, asserted_tier=tier, after=after, keepalive=hub.settings.config_keepalive
+        scope,
+        asserted_tier=tier,
+        after=after,
+        keepalive=hub.settings.config_keepalive,
+        until=grant.ended,
     )
 
     async def encode() -> AsyncIterator[bytes]:
-        yield b"retry: 1000\n\n"
-        async for body in events:
-            if body is None:
-                yield b": keep-alive\n\n"
-                continue
-            yield b"id: %d\nevent: config\ndata: %s\n\n" % (body["version"], orjson.dumps(body))
+        try:
+            yield b"retry: 1000\n\n"
+            async for body in events:
+                if body is None:
+                    yield b": keep-alive\n\n"
+                    continue
+                event = orjson.dumps(body)
+                yield b"id: %d\nevent: config\ndata: %s\n\n" % (body["version"], event)
+            if grant.ended.is_set():  # the token was revoked or expired, or its tenant removed
+                yield b"event: error\ndata: %s\n\n" % orjson.dumps(grant.error().to_payload())
+        finally:
+            hub.grants.close(grant)
 
     return StreamingResponse(
         encode(),
@@ -160,11 +185,11 @@ async def _sse(hub: Hub, scope: Scope, request: Request, caller: Principal) -> S
 
 @router.get("/config")
 async def get_global_config(
-    hub: HubDep, _: Reader, index: IndexQuery = None, wait: WaitQuery = None
+    hub: HubDep, caller: Reader, index: IndexQuery = None, wait: WaitQuery = None
 ) -> JSONBytesResponse:
     """The global layer; with ``?index=N`` blocks until its version exceeds N."""
     if index is not None:
-        await hub.config.wait_past(None, index, parse_wait(wait))
+        await _long_poll(hub, caller, None, index, wait, None)
     return _read(hub.config.global_config())
 
 
@@ -358,7 +383,7 @@ async def get_tenant_config(
     for_tenant(caller, request, tenant_id)
     tier = _asserted_tier(request, caller)
     if index is not None:
-        await hub.config.wait_past(tenant_id, index, parse_wait(wait), tier)
+        await _long_poll(hub, caller, tenant_id, index, wait, tier)
     body = hub.config.effective(tenant_id, tier)
     return _read(body, vary=not body["provisioned"])
 
