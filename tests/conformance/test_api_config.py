@@ -18,7 +18,7 @@ from facade.runtime import Hub
 from facade.webhooks import verify
 from tests.conformance.conftest import ADMIN_TOKEN, assert_error
 from tests.conftest import BackendFactory
-from tests.http_helpers import WebhookReceiver, read_events, serve
+from tests.http_helpers import SSEEvent, WebhookReceiver, read_events, serve
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -320,7 +320,8 @@ async def test_tier_layers_are_versioned_layers_between_global_and_tenant(
     resp = await api.put("/config/tiers/pro", json={"features": {"beta": True}})
     assert resp.status_code == 200, resp.text
     first = resp.json()
-    assert first["scope"] == "tier" and first["tier"] == "pro"
+    assert first["scope"] == "tier"
+    assert first["tier"] == "pro"
     assert resp.headers["etag"] == f'"{first["version"]}"'
     pro = await config_of(api, "tiered_pro")
     assert pro["config"]["features"]["beta"] is True  # the tier layer beats the global one
@@ -1038,3 +1039,68 @@ async def test_only_gateways_assert_tiers_and_services_report_usage(config_hub: 
         assert_error(await client.put("/config", json={}), 403, "forbidden")
     async with config_hub.client_with(None) as anonymous:
         assert_error(await anonymous.get("/config/metered_svc"), 401, "unauthorized")
+
+
+async def stream_until_ended(url: str, token: str, started: asyncio.Event) -> list[SSEEvent]:
+    """Every event of an SSE stream until the hub ends it."""
+    events: list[SSEEvent] = []
+    headers = {"authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(timeout=60) as client,
+        client.stream("GET", url, headers=headers) as resp,
+    ):
+        assert resp.status_code == 200, await resp.aread()
+        fields: dict[str, str] = {}
+        async for line in resp.aiter_lines():
+            if line == "":
+                if "data" in fields:
+                    data = json.loads(fields["data"])
+                    events.append(SSEEvent(fields.get("id"), fields.get("event"), data))
+                    started.set()
+                fields = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+    return events
+
+
+async def test_tenant_removal_and_token_expiry_end_streams_and_polls(
+    config_hub: ConfigHub,
+) -> None:
+    api = config_hub.api
+    await provision(api, "leaving", "pro")
+    tenant_token = await config_hub.issue("tenant", tenant_id="leaving")
+    started = asyncio.Event()
+    stream = asyncio.create_task(
+        stream_until_ended(f"{config_hub.url}/config/leaving/watch", tenant_token, started)
+    )
+    await asyncio.wait_for(started.wait(), 30)
+    resp = await api.delete("/tenants/leaving")
+    assert resp.status_code == 200, resp.text
+    events = await asyncio.wait_for(stream, 60)
+    assert events[-1].event == "error"
+    assert events[-1].data["error"]["code"] == "unauthorized"
+    assert "removed" in events[-1].data["error"]["message"]
+
+    # A token that expires: its stream and its long poll end when it does, and it is 401.
+    await provision(api, "brief", "free")
+    resp = await api.post("/tokens", json={"role": "read-only", "name": "brief", "expires_in": 2})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["record"]["expires_at"]
+    brief = resp.json()["token"]
+    started = asyncio.Event()
+    stream = asyncio.create_task(
+        stream_until_ended(f"{config_hub.url}/config/brief/watch", brief, started)
+    )
+    version = (await config_of(api, "brief"))["version"]
+    async with config_hub.client_with(brief) as reader:
+        poll = asyncio.create_task(
+            reader.get("/config/brief", params={"index": version, "wait": "5m"})
+        )
+        await asyncio.wait_for(started.wait(), 30)
+        events = await asyncio.wait_for(stream, 60)
+        assert events[-1].event == "error"
+        assert "expired" in events[-1].data["error"]["message"]
+        polled = await asyncio.wait_for(poll, 60)
+        assert_error(polled, 401, "unauthorized")
+        assert_error(await reader.get("/config/brief"), 401, "unauthorized")
