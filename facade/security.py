@@ -169,6 +169,11 @@ def principal_for(
 
 DEV_PRINCIPAL = principal_for(Role.ADMIN, "dev-mode", name="dev mode (no authentication)")
 ANONYMOUS_READER = principal_for(Role.READ_ONLY, "anonymous", name="anonymous reader")
+CONFIGURED_ADMIN_ID = "configured-admin"
+UNSTORED_TOKEN_IDS = frozenset(
+    {DEV_PRINCIPAL.token_id, ANONYMOUS_READER.token_id, CONFIGURED_ADMIN_ID}
+)
+"""Principals with no token record (nothing to revoke; their grants end with the hub)."""
 
 
 def weak_secret_reason(secret: str) -> str | None:
@@ -227,7 +232,7 @@ class TokenService:
         if self._configured_digest is not None and hmac.compare_digest(
             _digest(token), self._configured_digest
         ):
-            return principal_for(Role.ADMIN, "configured-admin", name="HUB_ADMIN_TOKEN")
+            return principal_for(Role.ADMIN, CONFIGURED_ADMIN_ID, name="HUB_ADMIN_TOKEN")
         token_id, secret = _split(token)
         kv = self.view.get(TOKENS_PREFIX + token_id) if token_id else None
         record = orjson.loads(kv.value) if kv is not None else None
@@ -402,7 +407,8 @@ class GrantWatch:
     def open(self, principal: Principal) -> Grant:
         """Watch ``principal``'s grant for the life of one request; :meth:`close` after."""
         grant = Grant(principal)
-        self._by_token.setdefault(principal.token_id, weakref.WeakSet()).add(grant)
+        if principal.token_id not in UNSTORED_TOKEN_IDS:
+            self._by_token.setdefault(principal.token_id, weakref.WeakSet()).add(grant)
         tenant_id = principal.tenant_id
         if tenant_id is not None and self.tenant_exists(tenant_id):
             self._by_tenant.setdefault(tenant_id, weakref.WeakSet()).add(grant)
@@ -476,6 +482,8 @@ def _invalid_reason(value: bytes | None) -> str | None:
     try:
         record = orjson.loads(value)
     except orjson.JSONDecodeError:
+        return "the token record is unreadable"
+    if not isinstance(record, dict):
         return "the token record is unreadable"
     if record.get("revoked_at"):
         return "the token has been revoked"
