@@ -33,7 +33,7 @@ from facade.routers.tenants import author_of, for_tenant
 from facade.runtime import Hub
 from facade.security import Principal, Role
 from shared import errors
-from shared.tenancy import Tier
+from shared.tenancy import TIERS, Tier
 
 router = APIRouter(tags=["config"])
 
@@ -244,6 +244,12 @@ async def rollback_global_config(
 
 
 # -- tier-scoped global layers ---------------------------------------------------------
+
+
+@router.get("/config/tiers")
+async def list_tier_configs(hub: HubDep, _: Reader) -> JSONBytesResponse:
+    """Every tier's global layer."""
+    return json_response({"tiers": {tier: hub.config.tier_config(tier) for tier in TIERS}})
 
 
 @router.get("/config/tiers/{tier}")

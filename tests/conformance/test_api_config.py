@@ -346,6 +346,9 @@ async def test_tier_layers_are_versioned_layers_between_global_and_tenant(
         "rate_limits": {"api_calls_per_hour": 300},
     }
 
+    listed = (await api.get("/config/tiers")).json()["tiers"]
+    assert listed["pro"]["config"] == layer["config"]
+    assert listed["free"]["version"] == 0
     history = (await api.get("/config/tiers/pro/history")).json()
     assert [v["version"] for v in history["versions"]] == [resp.json()["version"], first["version"]]
     resp = await api.post(f"/config/tiers/pro/rollback/{first['version']}")
