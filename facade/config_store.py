@@ -5,10 +5,15 @@ Layers, merged in this order (later wins, objects merge key by key):
 1. **tier defaults**: the spec's free / pro / enterprise table, shipped as data in
    ``facade/data/tier_defaults.json``;
 2. **global config**: written with ``PUT``/``PATCH /config``;
-3. **tenant overrides**: written with ``PUT``/``PATCH /config/{tenant_id}``.
+3. **tier-scoped global config** (one layer per tier, applied to that tier's tenants):
+   written with ``PUT``/``PATCH /config/tiers/{tier}``, or by a global write in the
+   spec's per-tier shape (``{"rate_limits": {"free_tier": 50, "pro_tier": 200}}``, see
+   :func:`split_tier_values`);
+4. **tenant overrides**: written with ``PUT``/``PATCH /config/{tenant_id}``.
 
 Storage: a layer *is* its history. Every write creates the key
-``config/global/history/<seq>`` or ``config/tenants/<id>/history/<seq>`` (``seq`` is the
+``config/global/history/<seq>``, ``config/tiers/<tier>/history/<seq>`` or
+``config/tenants/<id>/history/<seq>`` (``seq`` is the
 layer's write counter, zero padded) with a create-only compare-and-set, so two writers
 can never both produce the same next version and no write is ever half done: the newest
 history entry is the layer's current content. Old entries beyond ``history_limit`` are
@@ -18,9 +23,10 @@ Versions are backend revisions, so they only grow:
 
 * a layer's version is the revision of its newest history entry;
 * a tenant's *effective* version is the newest of: its overrides' version, the global
-  version and its tenant record's revision (a tier change changes the defaults). Any
-  write that changes what ``GET /config/{tenant_id}`` answers raises this number, and it
-  is the ``ETag``, the SSE event id and the long-polling index.
+  version, its tier layer's version and its tenant record's revision (a tier change
+  changes the defaults). Any write that changes what ``GET /config/{tenant_id}``
+  answers raises this number, and it is the ``ETag``, the SSE event id and the
+  long-polling index.
 
 Reads come from the view; writes read the layer from the backend and compare-and-set.
 """
@@ -28,6 +34,7 @@ Reads come from the view; writes read the layer from the backend and compare-and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import importlib.resources
 import logging
@@ -58,6 +65,7 @@ log = logging.getLogger("central_hub.config")
 
 CONFIG_PREFIX = "config/"
 GLOBAL_HISTORY_PREFIX = "config/global/history/"
+TIER_CONFIG_PREFIX = "config/tiers/"
 TENANT_CONFIG_PREFIX = "config/tenants/"
 DEFAULT_TIER = "free"
 
@@ -73,25 +81,53 @@ MAX_VERSION = 2**53 - 1
 _CAS_ATTEMPTS = 50
 
 Scope = str | None
-"""A config layer: a tenant id, or ``None`` for the global layer."""
+"""What a subscriber watches: a tenant id, or ``None`` for the global layer."""
 WriteMode = Literal["put", "patch", "rollback", "tenant_deleted"]
 
 
-def layer_prefix(scope: Scope) -> str:
+@dataclass(frozen=True, slots=True)
+class TierScope:
+    """The tier-scoped global layer of one tier."""
+
+    tier: str
+
+
+LayerScope = str | TierScope | None
+"""A config layer: a tenant id, a tier's layer, or ``None`` for the global layer."""
+
+PER_TIER_KEY = re.compile(r"^([A-Za-z0-9]+)_tier$")
+"""The spec's per-tier key in a global write: ``free_tier``, ``pro_tier``, ..."""
+PER_TIER_SCALAR_KEY = {"rate_limits": "api_calls_per_hour"}
+"""What a bare number under ``<section>.<tier>_tier`` sets in that tier's layer: the
+spec's ``rate_limits`` carry ``api_calls_per_hour`` (the limit the hub enforces) and
+``websocket_connections``; a per-tier rate limit is the former."""
+
+
+def layer_prefix(scope: LayerScope) -> str:
     """The history prefix of one layer."""
-    return GLOBAL_HISTORY_PREFIX if scope is None else f"{TENANT_CONFIG_PREFIX}{scope}/history/"
+    if scope is None:
+        return GLOBAL_HISTORY_PREFIX
+    if isinstance(scope, TierScope):
+        return f"{TIER_CONFIG_PREFIX}{scope.tier}/history/"
+    return f"{TENANT_CONFIG_PREFIX}{scope}/history/"
 
 
-def history_key(scope: Scope, sequence: int) -> str:
+def history_key(scope: LayerScope, sequence: int) -> str:
     """The key of one history entry (zero padded so key order is version order)."""
     return f"{layer_prefix(scope)}{sequence:012d}"
 
 
-def parse_history_key(key: str) -> tuple[Scope, int] | None:
+def parse_history_key(key: str) -> tuple[LayerScope, int] | None:
     """``(scope, sequence)`` of a history key, or ``None`` for any other key."""
+    scope: LayerScope
     if key.startswith(GLOBAL_HISTORY_PREFIX):
-        scope: Scope = None
+        scope = None
         tail = key[len(GLOBAL_HISTORY_PREFIX) :]
+    elif key.startswith(TIER_CONFIG_PREFIX):
+        tier, sep, tail = key[len(TIER_CONFIG_PREFIX) :].partition("/history/")
+        if not sep or tier not in TIERS:
+            return None
+        scope = TierScope(tier)
     elif key.startswith(TENANT_CONFIG_PREFIX):
         tenant_id, sep, tail = key[len(TENANT_CONFIG_PREFIX) :].partition("/history/")
         if not sep or not tenant_id:
@@ -100,6 +136,15 @@ def parse_history_key(key: str) -> tuple[Scope, int] | None:
     else:
         return None
     return (scope, int(tail)) if tail.isdigit() else None
+
+
+def scope_fields(scope: LayerScope) -> dict[str, Any]:
+    """How the API names a layer: ``scope`` plus ``tenant_id`` or ``tier``."""
+    if scope is None:
+        return {"scope": "global", "tenant_id": None}
+    if isinstance(scope, TierScope):
+        return {"scope": "tier", "tier": scope.tier, "tenant_id": None}
+    return {"scope": "tenant", "tenant_id": scope}
 
 
 # -- tier defaults -------------------------------------------------------------------
@@ -160,6 +205,95 @@ def validate_config(doc: Any) -> dict[str, Any]:
     if problems:
         raise InvalidRequest("the configuration failed validation", details={"errors": problems})
     return doc
+
+
+def split_tier_values(doc: Any, *, patch: bool) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """Split the spec's per-tier values out of a global write.
+
+    ``{"rate_limits": {"free_tier": 50, "pro_tier": 200, "burst": 5}}`` becomes the global
+    part ``{"rate_limits": {"burst": 5}}`` and the tier parts ``{"free": {"rate_limits":
+    {"api_calls_per_hour": 50}}, "pro": {...200}}``: a number under ``<section>.<tier>_tier``
+    sets that tier's :data:`PER_TIER_SCALAR_KEY` of the section, an object sets those
+    names of the section in that tier's layer. Tier parts are merge patches of the tier
+    layers (``null`` removes, in a PATCH). Only the known sections (``rate_limits``,
+    ``resource_limits``, ``features``) are split; a section left empty by the split is
+    dropped. Raises InvalidRequest for an unknown tier or a value the tier cannot take.
+    """
+    if not isinstance(doc, dict):
+        return doc, {}
+    global_part: dict[str, Any] = {}
+    tiers: dict[str, dict[str, Any]] = {}
+    problems: list[dict[str, str]] = []
+    for section, body in doc.items():
+        if section not in LIMIT_SECTIONS + FLAG_SECTIONS or not isinstance(body, dict):
+            global_part[section] = body
+            continue
+        rest: dict[str, Any] = {}
+        for name, value in body.items():
+            match = PER_TIER_KEY.match(name)
+            if match is None:
+                rest[name] = value
+                continue
+            field, tier = f"{section}.{name}", match.group(1)
+            tier_section = tiers.setdefault(tier, {}).setdefault(section, {})
+            if tier not in TIERS:
+                problems.append({"field": field, "problem": f"unknown tier; one of {TIERS}"})
+            elif isinstance(value, dict):
+                tier_section.update(value)
+            elif value is None and patch:
+                key = PER_TIER_SCALAR_KEY.get(section)
+                if key is None:
+                    problems.append({"field": field, "problem": "must be an object"})
+                else:
+                    tier_section[key] = None
+            elif section in PER_TIER_SCALAR_KEY:
+                tier_section[PER_TIER_SCALAR_KEY[section]] = value
+                try:
+                    validate_config({section: {PER_TIER_SCALAR_KEY[section]: value}})
+                except InvalidRequest:
+                    problems.append({"field": field, "problem": "must be a non-negative integer"})
+            else:
+                problems.append(
+                    {"field": field, "problem": f"must be an object of {section} names"}
+                )
+        if rest or not body:
+            global_part[section] = rest
+    if problems:
+        raise InvalidRequest("the configuration failed validation", details={"errors": problems})
+    return global_part, tiers
+
+
+def without_per_tier_keys(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` without per-tier keys in its known sections (a global layer written before
+    they were split out kept them literally; they never applied to anyone)."""
+    if not any(
+        isinstance(doc.get(section), dict)
+        and any(PER_TIER_KEY.match(name) for name in doc[section])
+        for section in LIMIT_SECTIONS + FLAG_SECTIONS
+    ):
+        return doc
+    return {
+        section: {n: v for n, v in body.items() if not PER_TIER_KEY.match(n)}
+        if section in LIMIT_SECTIONS + FLAG_SECTIONS and isinstance(body, dict)
+        else body
+        for section, body in doc.items()
+    }
+
+
+def refuse_per_tier_keys(doc: dict[str, Any], layer: str) -> None:
+    """Per-tier keys mean something only in a global write; elsewhere they are a mistake."""
+    problems = [
+        {
+            "field": f"{section}.{name}",
+            "problem": f"per-tier keys belong in a global write, not in a {layer} layer",
+        }
+        for section in LIMIT_SECTIONS + FLAG_SECTIONS
+        if isinstance(doc.get(section), dict)
+        for name in doc[section]
+        if (m := PER_TIER_KEY.match(name)) is not None and m.group(1) in TIERS
+    ]
+    if problems:
+        raise InvalidRequest("the configuration failed validation", details={"errors": problems})
 
 
 def _unstorable(value: Any, path: str) -> str | None:
@@ -245,7 +379,7 @@ def etag(version: int) -> str:
 class ConfigVersion:
     """One history entry of one layer."""
 
-    scope: Scope
+    scope: LayerScope
     sequence: int
     revision: int
     config: dict[str, Any]
@@ -322,8 +456,8 @@ class ConfigIndex:
     """Every layer's history, kept current by the view (a listener on ``config/``)."""
 
     def __init__(self) -> None:
-        self.layers: dict[Scope, dict[int, ConfigVersion]] = {}
-        self.latest: dict[Scope, ConfigVersion] = {}
+        self.layers: dict[LayerScope, dict[int, ConfigVersion]] = {}
+        self.latest: dict[LayerScope, ConfigVersion] = {}
         self.on_change: list[Callable[[], None]] = []
 
     def reset(self, items: dict[str, KeyValue]) -> None:
@@ -368,7 +502,7 @@ class ConfigIndex:
         for callback in self.on_change:
             callback()
 
-    def history(self, scope: Scope) -> list[ConfigVersion]:
+    def history(self, scope: LayerScope) -> list[ConfigVersion]:
         """A layer's kept versions, newest first."""
         entries = self.layers.get(scope, {})
         return [entries[seq] for seq in sorted(entries, reverse=True)]
@@ -404,11 +538,11 @@ class ConfigService:
 
     # -- reads --------------------------------------------------------------------
 
-    def _layer_version(self, scope: Scope) -> int:
+    def _layer_version(self, scope: LayerScope) -> int:
         entry = self.index.latest.get(scope)
         return entry.revision if entry else 0
 
-    def _layer_config(self, scope: Scope) -> dict[str, Any]:
+    def _layer_config(self, scope: LayerScope) -> dict[str, Any]:
         entry = self.index.latest.get(scope)
         return entry.config if entry else {}
 
@@ -419,37 +553,77 @@ class ConfigService:
             return tenant.subscription_tier, True
         return asserted_tier or DEFAULT_TIER, False
 
-    def effective_version(self, tenant_id: str) -> int:
+    def effective_version(self, tenant_id: str, asserted_tier: str | None = None) -> int:
         """The newest revision among the writes that shape this tenant's config."""
         tenant = self.tenants.get(tenant_id)
+        tier, _ = self.tier_of(tenant_id, asserted_tier)
         return max(
             self._layer_version(tenant_id),
             self._layer_version(None),
+            self._layer_version(TierScope(tier)),
             tenant.revision if tenant else 0,
         )
 
     def effective(self, tenant_id: str, asserted_tier: str | None = None) -> dict[str, Any]:
         """``GET /config/{tenant_id}``: the spec's shape plus version and layer versions.
 
-        A tenant that is not provisioned gets the defaults of the tier its caller asserts
-        (the spec's gateway example), else of the free tier, and ``provisioned: false``.
+        Layers merge in order: tier defaults, global, the tier's global layer, the
+        tenant's overrides (later wins). A tenant that is not provisioned gets the tier
+        its caller asserts (the spec's gateway example), else the free tier, and
+        ``provisioned: false``.
         """
         tier, provisioned = self.tier_of(tenant_id, asserted_tier)
         defaults = self.tier_defaults.get(tier, self.tier_defaults[DEFAULT_TIER])
-        config = merge_layers(defaults, self._layer_config(None), self._layer_config(tenant_id))
+        config = merge_layers(
+            defaults,
+            without_per_tier_keys(self._layer_config(None)),
+            self._layer_config(TierScope(tier)),
+            self._layer_config(tenant_id),
+        )
         tenant = self.tenants.get(tenant_id)
         return {
             "tenant_id": tenant_id,
             "subscription_tier": tier,
             "provisioned": provisioned,
             "config": config,
-            "version": self.effective_version(tenant_id),
+            "version": self.effective_version(tenant_id, asserted_tier),
             "layers": {
                 "tier_defaults": tier,
                 "tenant_version": tenant.revision if tenant else 0,
                 "global_version": self._layer_version(None),
+                "tier_version": self._layer_version(TierScope(tier)),
                 "overrides_version": self._layer_version(tenant_id),
             },
+            "stale": self.view.stale,
+        }
+
+    def api_calls_per_hour(self, tenant_id: str, tier: str | None) -> int | None:
+        """The tenant's effective ``rate_limits.api_calls_per_hour`` (for the rate limiter).
+
+        The same layers as :meth:`effective`, looked up for one key without merging.
+        """
+        tier, _ = self.tier_of(tenant_id, tier)
+        for layer in (
+            self._layer_config(tenant_id),
+            self._layer_config(TierScope(tier)),
+            self._layer_config(None),
+            self.tier_defaults.get(tier, self.tier_defaults[DEFAULT_TIER]),
+        ):
+            limits = layer.get("rate_limits")
+            if isinstance(limits, dict) and isinstance(limits.get("api_calls_per_hour"), int):
+                return int(limits["api_calls_per_hour"])
+        return None
+
+    def tier_config(self, tier: str) -> dict[str, Any]:
+        """``GET /config/tiers/{tier}``: one tier's global layer alone."""
+        entry = self.index.latest.get(TierScope(tier))
+        return {
+            "scope": "tier",
+            "tier": tier,
+            "config": entry.config if entry else {},
+            "version": entry.revision if entry else 0,
+            "updated_at": entry.updated_at if entry else None,
+            "author": entry.author if entry else None,
             "stale": self.view.stale,
         }
 
@@ -478,24 +652,28 @@ class ConfigService:
             "stale": self.view.stale,
         }
 
-    def history(self, scope: Scope) -> dict[str, Any]:
+    def history(self, scope: LayerScope) -> dict[str, Any]:
         """A layer's kept versions, newest first, with author and time."""
-        if scope is not None and self.tenants.get(scope) is None and scope not in self.index.layers:
+        if (
+            isinstance(scope, str)
+            and self.tenants.get(scope) is None
+            and scope not in self.index.layers
+        ):
             raise TenantNotFound(
                 f"no tenant {scope!r} is provisioned", details={"tenant_id": scope}
             )
         versions = [entry.public() for entry in self.index.history(scope)]
-        return {
-            "scope": "global" if scope is None else "tenant",
-            "tenant_id": scope,
+        return scope_fields(scope) | {
             "versions": versions,
             "count": len(versions),
             "history_limit": self.history_limit,
         }
 
-    def version_of(self, scope: Scope, asserted_tier: str | None = None) -> int:
-        """The version a subscriber of ``scope`` compares against."""
-        return self._layer_version(None) if scope is None else self.effective_version(scope)
+    def version_of(self, scope: LayerScope, asserted_tier: str | None = None) -> int:
+        """The version a subscriber (or an ``If-Match``) of ``scope`` compares against."""
+        if isinstance(scope, str):
+            return self.effective_version(scope, asserted_tier)
+        return self._layer_version(scope)
 
     def body_of(self, scope: Scope, asserted_tier: str | None = None) -> dict[str, Any]:
         """What a subscriber of ``scope`` receives."""
@@ -521,15 +699,27 @@ class ConfigService:
             return False
         return await self.view.wait_for(index, min(timeout, self.visibility_timeout))
 
-    async def wait_past(self, scope: Scope, index: int, timeout: float) -> bool:
-        """Wait until the scope's version exceeds ``index``; False when ``timeout`` passed."""
+    async def wait_past(
+        self,
+        scope: Scope,
+        index: int,
+        timeout: float,
+        asserted_tier: str | None = None,
+        *,
+        until: asyncio.Event | None = None,
+    ) -> bool:
+        """Wait until the scope's version exceeds ``index``; False when ``timeout`` passed.
+
+        ``until``: returns at once when it is set (the caller's grant ended; whoever sets
+        it also notifies :attr:`changes`).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         if not await self._known(index, timeout):
             return True
-        while not self.changes.closed:
+        while not self.changes.closed and not (until is not None and until.is_set()):
             event = self.changes.current()
-            if self.version_of(scope) > index:
+            if self.version_of(scope, asserted_tier) > index:
                 return True
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -537,8 +727,8 @@ class ConfigService:
             try:
                 await asyncio.wait_for(event.wait(), remaining)
             except TimeoutError:
-                return self.version_of(scope) > index
-        return self.version_of(scope) > index
+                return self.version_of(scope, asserted_tier) > index
+        return self.version_of(scope, asserted_tier) > index
 
     async def subscribe(
         self,
@@ -547,6 +737,7 @@ class ConfigService:
         asserted_tier: str | None,
         after: int | None,
         keepalive: float,
+        until: asyncio.Event | None = None,
     ) -> AsyncIterator[dict[str, Any] | None]:
         """Every new version of ``scope`` after ``after``, as full bodies; ``None`` = idle.
 
@@ -554,12 +745,13 @@ class ConfigService:
         is ``None``), so a reconnecting subscriber gets what it missed. The global layer
         replays each kept history entry it missed, in order; a tenant stream sends the
         current effective config (it is complete, so intermediate effective states are
-        superseded). Ends when the hub stops.
+        superseded). Ends when the hub stops, or when ``until`` is set (the subscriber's
+        grant ended; whoever sets it also notifies :attr:`changes`).
         """
         if after is not None and not await self._known(after, self.visibility_timeout):
             after = None  # an id this store never reached: start from the current state
         last = -1 if after is None else after
-        while not self.changes.closed:
+        while not self.changes.closed and not (until is not None and until.is_set()):
             event = self.changes.current()
             if scope is None:
                 if last < 0:  # a new subscriber starts from the current state
@@ -571,7 +763,7 @@ class ConfigService:
                         last = entry.revision
                         yield self._global_event(entry)
             else:
-                version = self.effective_version(scope)
+                version = self.effective_version(scope, asserted_tier)
                 if version > last or last < 0:
                     last = version
                     yield self.effective(scope, asserted_tier)
@@ -594,7 +786,7 @@ class ConfigService:
 
     async def write(
         self,
-        scope: Scope,
+        scope: LayerScope,
         mode: WriteMode,
         *,
         body: dict[str, Any] | None = None,
@@ -640,12 +832,16 @@ class ConfigService:
                 continue
             base = newest.config if newest else {}
             restored: int | None = None
+            if mode in ("put", "patch") and scope is not None and isinstance(body, dict):
+                refuse_per_tier_keys(body, "tier" if isinstance(scope, TierScope) else "tenant")
             if mode == "put":
                 config = validate_config(body)
             elif mode == "patch":
                 if not isinstance(body, dict):
                     raise InvalidRequest("a merge patch must be a JSON object")
                 config = validate_config(merge_patch(base, body))
+                if scope is None:
+                    config = without_per_tier_keys(config)
             elif mode == "rollback":
                 target = next((e for e in entries if e.revision == restore_version), None)
                 if target is None:  # (checked against the backend above)
@@ -682,7 +878,7 @@ class ConfigService:
                 from_view = False
                 await asyncio.sleep(0)
                 continue
-            if from_view and scope is not None and mode != "tenant_deleted":
+            if from_view and isinstance(scope, str) and mode != "tenant_deleted":
                 await self._undo_if_tenant_gone(scope, author)
             if not await self.view.wait_for(revision, self.visibility_timeout):
                 log.warning("config write at revision %d not yet visible here", revision)
@@ -698,15 +894,77 @@ class ConfigService:
                 restored_version=restored,
                 correlation_id=correlation_id,
             )
-            return entry.public() | {
-                "scope": "global" if scope is None else "tenant",
-                "tenant_id": scope,
-                "effective_version": self.version_of(scope),
-            }
+            return (
+                entry.public() | scope_fields(scope) | {"effective_version": self.version_of(scope)}
+            )
         raise BackendTimeout(
             "too many concurrent writes to this configuration; try again",
             details={"retry_after": 1},
         )
+
+    async def write_global(
+        self,
+        mode: Literal["put", "patch"],
+        body: dict[str, Any],
+        *,
+        if_match: set[int] | Literal["*"] | None = None,
+        author: str,
+        correlation_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A global write (``PUT``/``PATCH /config``) that may carry per-tier values.
+
+        The per-tier values (:func:`split_tier_values`) are merged into their tiers'
+        layers, the rest is written to the global layer (``put`` replaces it; a patch
+        with nothing left for it writes no global version). Every layer's new content is
+        validated before anything is written; ``if_match`` guards the global layer and is
+        checked first. The answer is the global layer's write (or current version) with
+        ``tiers``: each tier layer's new version.
+        """
+        global_part, tier_parts = split_tier_values(body, patch=mode == "patch")
+        if not tier_parts:
+            return await self.write(
+                None,
+                mode,
+                body=global_part,
+                if_match=if_match,
+                author=author,
+                correlation_id=correlation_id,
+            )
+        # Dry run against this replica's view: stored layers are valid, so a write that
+        # passes here cannot fail validation against the backend's newer content.
+        base = self._layer_config(None)
+        validate_config(global_part if mode == "put" else merge_patch(base, global_part))
+        for tier, part in tier_parts.items():
+            validate_config(merge_patch(self._layer_config(TierScope(tier)), part))
+        if mode == "put" or global_part:
+            result = await self.write(
+                None,
+                mode,
+                body=global_part,
+                if_match=if_match,
+                author=author,
+                correlation_id=correlation_id,
+            )
+        else:
+            if if_match is not None and if_match != "*":
+                _, _, current = await self._layer_state_from_backend(None, "patch")
+                if current not in if_match:
+                    raise PreconditionFailed(
+                        "the configuration changed since the version in If-Match",
+                        details={"current_version": current, "if_match": sorted(if_match)},
+                    )
+            result = self.global_config() | {"effective_version": self.version_of(None)}
+        result["tiers"] = {}
+        for tier, part in tier_parts.items():
+            written = await self.write(
+                TierScope(tier),
+                "patch",
+                body=part,
+                author=author,
+                correlation_id=correlation_id,
+            )
+            result["tiers"][tier] = written
+        return result
 
     async def _undo_if_tenant_gone(self, tenant_id: str, author: str) -> None:
         """After a write checked only against the view: the tenant may have just been removed
@@ -720,21 +978,22 @@ class ConfigService:
         )
 
     def _layer_state_from_view(
-        self, scope: Scope, mode: WriteMode
+        self, scope: LayerScope, mode: WriteMode
     ) -> tuple[list[ConfigVersion], ConfigVersion | None, int] | None:
         """``(entries, newest, current version)`` of a layer as this replica sees it."""
-        if scope is not None and mode != "tenant_deleted" and self.tenants.get(scope) is None:
+        tenant_scope = isinstance(scope, str)
+        if tenant_scope and mode != "tenant_deleted" and self.tenants.get(str(scope)) is None:
             return None
         entries = list(self.index.layers.get(scope, {}).values())
         newest = self.index.latest.get(scope)
         return entries, newest, self.version_of(scope)
 
     async def _layer_state_from_backend(
-        self, scope: Scope, mode: WriteMode
+        self, scope: LayerScope, mode: WriteMode
     ) -> tuple[list[ConfigVersion], ConfigVersion | None, int]:
         """The same, read from the backend; TenantNotFound for an unknown tenant."""
         tenant_kv = None
-        if scope is not None and mode != "tenant_deleted":
+        if isinstance(scope, str) and mode != "tenant_deleted":
             tenant_kv = await self.backend.get(tenant_key(scope))
             if tenant_kv is None:
                 raise TenantNotFound(
@@ -745,10 +1004,16 @@ class ConfigService:
         entries = [e for e in (ConfigVersion.from_kv(kv) for kv in layer) if e is not None]
         newest = max(entries, key=lambda e: e.sequence) if entries else None
         current = newest.revision if newest else 0
-        if scope is not None:
-            global_layer = (await self.backend.range(GLOBAL_HISTORY_PREFIX)).items
-            global_rev = max((kv.mod_revision for kv in global_layer), default=0)
-            current = max(current, global_rev, tenant_kv.mod_revision if tenant_kv else 0)
+        if isinstance(scope, str):
+            tier = DEFAULT_TIER
+            if tenant_kv is not None:
+                with contextlib.suppress(orjson.JSONDecodeError, TypeError, AttributeError):
+                    tier = str(orjson.loads(tenant_kv.value).get("subscription_tier") or tier)
+            shaping = [GLOBAL_HISTORY_PREFIX, layer_prefix(TierScope(tier))]
+            for prefix in shaping:
+                layer_revs = (kv.mod_revision for kv in (await self.backend.range(prefix)).items)
+                current = max(current, max(layer_revs, default=0))
+            current = max(current, tenant_kv.mod_revision if tenant_kv else 0)
         return entries, newest, current
 
     async def _prune(self, entries: list[ConfigVersion], newest_sequence: int) -> None:

@@ -6,7 +6,9 @@ or 5xx status taken from :data:`STATUS_BY_ERROR` (most specific class wins).
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -189,6 +191,14 @@ class RequestLimits:
             )
             await error_response(error)(scope, receive, send)
             return
+        surrogate_at = lone_surrogate_path(body)
+        if surrogate_at is not None:
+            error = e.InvalidRequest(
+                "the JSON body holds a lone UTF-16 surrogate escape, which is not a character",
+                details={"errors": [{"field": surrogate_at, "problem": "lone UTF-16 surrogate"}]},
+            )
+            await error_response(error)(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -223,3 +233,49 @@ def json_nesting_depth(body: bytes) -> int:
         elif byte in (0x5D, 0x7D):
             depth -= 1
     return deepest
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogate_path(body: bytes) -> str | None:
+    """Where a JSON body holds a lone UTF-16 surrogate (``"\\ud800"``), or ``None``.
+
+    JSON parsers accept such escapes, but the text is not Unicode: it cannot be stored or
+    answered as UTF-8 (orjson refuses it). Paired surrogates (an escaped emoji) are fine.
+    Bodies that are not JSON are left to the route, which answers them as malformed.
+    """
+    if _SURROGATE_ESCAPE.search(body) is None:  # the common case: no parse at all
+        return None
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return _surrogate_in(doc, "")
+
+
+def _surrogate_in(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return None if _is_unicode(value) else path or "body"
+    items: Any = ()
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    for key, item in items:
+        name = str(key) if _is_unicode(str(key)) else "<key>"
+        inner = f"{path}.{name}" if path else name
+        if name == "<key>":
+            return inner
+        found = _surrogate_in(item, inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

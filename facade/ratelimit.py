@@ -2,14 +2,16 @@
 
 Buckets live in each replica's memory, so N replicas behind one address admit up to N
 times the configured rate in total; that trade keeps a backend write off every request.
-Tenant limits come from the tier's ``api_calls_per_hour`` (the spec's tier table): a
-tenant may burst a minute's worth of its hourly allowance, then refills at the hourly
-rate.
+Tenant limits are the tenant's effective ``rate_limits.api_calls_per_hour`` (tier
+defaults, global, the tier's global layer, the tenant's overrides; ``limit_of``), else the
+tier table: a tenant may burst a minute's worth of its hourly allowance (at least one
+call), then refills at the hourly rate.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.errors import RateLimited
@@ -45,17 +47,19 @@ class RateLimiter:
         per_token_rate: float,
         per_token_burst: float,
         calls_per_hour: dict[str, int] | None = None,
+        limit_of: Callable[[str, str | None], int | None] | None = None,
         max_buckets: int = 100_000,
     ) -> None:
         self.per_token_rate = per_token_rate
         self.per_token_burst = per_token_burst
         self.calls_per_hour = calls_per_hour or TIER_CALLS_PER_HOUR
+        self.limit_of = limit_of
         self.max_buckets = max_buckets
         self._buckets: dict[str, TokenBucket] = {}
 
     def _bucket(self, key: str, capacity: float, rate: float, now: float) -> TokenBucket:
         bucket = self._buckets.get(key)
-        if bucket is None or bucket.capacity != capacity:
+        if bucket is None or bucket.capacity != capacity or bucket.rate != rate:
             if len(self._buckets) >= self.max_buckets:
                 self._buckets.clear()  # bounded memory; forgetting only forgives callers
             bucket = TokenBucket(capacity, rate, capacity, now)
@@ -66,8 +70,13 @@ class RateLimiter:
         """Raise RateLimited (with ``retry_after``) when either bucket is empty."""
         now = time.monotonic()
         if tenant_id is not None:
-            hourly = self.calls_per_hour.get(tier or "free", self.calls_per_hour["free"])
-            wait = self._bucket(f"tenant:{tenant_id}", hourly / 60, hourly / 3600, now).take(now)
+            hourly = self.limit_of(tenant_id, tier) if self.limit_of is not None else None
+            if hourly is None:
+                hourly = self.calls_per_hour.get(tier or "free", self.calls_per_hour["free"])
+            wait = 3600.0  # a limit of 0 allows no calls at all
+            if hourly > 0:
+                burst = max(1.0, hourly / 60)
+                wait = self._bucket(f"tenant:{tenant_id}", burst, hourly / 3600, now).take(now)
             if wait:
                 raise RateLimited(
                     f"tenant {tenant_id!r} exceeded {hourly} API calls per hour",

@@ -23,7 +23,7 @@ from facade.prober import HealthProber
 from facade.quotas import QuotaMetrics, QuotaService, usage_prefix
 from facade.ratelimit import RateLimiter
 from facade.registry import RegistryService
-from facade.security import AccessControl, TokenService
+from facade.security import TOKENS_PREFIX, AccessControl, GrantWatch, TokenService
 from facade.settings import HubSettings
 from facade.tenants import TENANTS_PREFIX, TenantDirectory, TenantService
 from facade.view import StateView
@@ -79,11 +79,18 @@ class Hub:
                     tier: defaults["rate_limits"]["api_calls_per_hour"]
                     for tier, defaults in self.config.tier_defaults.items()
                 },
+                # Effective limits: global and per-tier config writes apply at once.
+                limit_of=self.config.api_calls_per_hour,
             ),
             dev=settings.dev,
             anonymous_reads=settings.anonymous_reads,
             tier_of=self.discovery.provisioned_tier,
         )
+        # Revocations, expiries and tenant removals end the streams and polls they allowed.
+        self.grants = GrantWatch(lambda tenant_id: self.tenant_directory.get(tenant_id) is not None)
+        self.view.add_listener(TOKENS_PREFIX, self.grants)
+        self.tenant_directory.on_change.append(self.grants.tenants_changed)
+        self.grants.on_end.append(self.config.changes.notify)
         self.audit = AuditLog(self.backend)
         self._bootstrap_task: asyncio.Task[None] | None = None
 

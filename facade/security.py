@@ -15,6 +15,7 @@ it sends.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import hmac
@@ -22,14 +23,17 @@ import ipaddress
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+import time
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from adapters import Backend
+from adapters import Backend, EventType, KeyValue, WatchEvent
 from facade.registry import utc_now
 from facade.view import StateView
 from shared.errors import (
@@ -126,6 +130,8 @@ class Principal:
     tenant_id: str | None = None
     services: tuple[str, ...] = ()
     permissions: frozenset[Permission] = field(default_factory=frozenset)
+    expires_at: float | None = None
+    """When the token stops being valid (epoch seconds), if it expires."""
 
     def allows(self, permission: Permission) -> bool:
         """Whether this caller holds ``permission``."""
@@ -163,6 +169,7 @@ def principal_for(
     name: str = "",
     tenant_id: str | None = None,
     services: tuple[str, ...] = (),
+    expires_at: float | None = None,
 ) -> Principal:
     """A principal with the permissions of ``role``."""
     return Principal(
@@ -172,11 +179,17 @@ def principal_for(
         tenant_id=tenant_id,
         services=services,
         permissions=ROLE_PERMISSIONS[role],
+        expires_at=expires_at,
     )
 
 
 DEV_PRINCIPAL = principal_for(Role.ADMIN, "dev-mode", name="dev mode (no authentication)")
 ANONYMOUS_READER = principal_for(Role.READ_ONLY, "anonymous", name="anonymous reader")
+CONFIGURED_ADMIN_ID = "configured-admin"
+UNSTORED_TOKEN_IDS = frozenset(
+    {DEV_PRINCIPAL.token_id, ANONYMOUS_READER.token_id, CONFIGURED_ADMIN_ID}
+)
+"""Principals with no token record (nothing to revoke; their grants end with the hub)."""
 
 
 def weak_secret_reason(secret: str) -> str | None:
@@ -256,7 +269,7 @@ class TokenService:
         if self._configured_digest is not None and hmac.compare_digest(
             _digest(token), self._configured_digest
         ):
-            return principal_for(Role.ADMIN, "configured-admin", name="HUB_ADMIN_TOKEN")
+            return principal_for(Role.ADMIN, CONFIGURED_ADMIN_ID, name="HUB_ADMIN_TOKEN")
         token_id, secret = _split(token)
         kv = self.view.get(TOKENS_PREFIX + token_id) if token_id else None
         record = orjson.loads(kv.value) if kv is not None else None
@@ -269,12 +282,16 @@ class TokenService:
             raise Unauthorized("the token is not valid")
         if record.get("revoked_at"):
             raise Unauthorized("the token has been revoked")
+        expires_at = expiry_of(record)
+        if expires_at is not None and expires_at <= time.time():
+            raise Unauthorized("the token has expired")
         return principal_for(
             Role(record["role"]),
             token_id,
             name=record.get("name", ""),
             tenant_id=record.get("tenant_id"),
             services=tuple(record.get("services") or ()),
+            expires_at=expires_at,
         )
 
     # -- management -------------------------------------------------------------------
@@ -287,8 +304,12 @@ class TokenService:
         created_by: str,
         tenant_id: str | None = None,
         services: list[str] | None = None,
+        expires_in: float | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """Create a token; return the secret token (shown once) and its public record."""
+        """Create a token; return the secret token (shown once) and its public record.
+
+        ``expires_in``: seconds until the token stops being valid (default: never).
+        """
         if role is Role.TENANT and not tenant_id:
             raise InvalidRequest("a tenant token must name its tenant_id")
         if role is not Role.TENANT and tenant_id:
@@ -308,6 +329,9 @@ class TokenService:
             "created_by": created_by,
             "revoked_at": None,
         }
+        if expires_in is not None:
+            expiry = datetime.fromtimestamp(time.time() + expires_in, UTC)
+            record["expires_at"] = expiry.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         revision = await self.backend.put(
             TOKENS_PREFIX + token_id, orjson.dumps(record), if_revision=0
         )
@@ -359,6 +383,151 @@ class TokenService:
             handle.write(token + "\n")
         os.chmod(token_file, 0o600)
         return token
+
+
+def expiry_of(record: Mapping[str, Any]) -> float | None:
+    """A token record's expiry in epoch seconds (``None``: it never expires)."""
+    raw = record.get("expires_at")
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0  # an unreadable expiry is treated as expired: fail closed
+
+
+class Grant:
+    """What authorised one long-lived request (an SSE stream, a long poll).
+
+    ``ended`` is set when the grant stops being valid; ``reason`` says why.
+    """
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+        self.ended = asyncio.Event()
+        self.reason: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def end(self, reason: str) -> None:
+        """Mark the grant ended (idempotent)."""
+        if self.reason is None:
+            self.reason = reason
+        self.ended.set()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def error(self) -> Unauthorized:
+        """The error that ends the request."""
+        return Unauthorized(
+            self.reason or "the token is no longer valid",
+            details={"token_id": self.principal.token_id},
+        )
+
+
+class GrantWatch:
+    """Ends long-lived requests when what authorised them stops being valid.
+
+    A view listener on ``tokens/``: a revocation (or deletion) written through any
+    replica reaches every replica's view, and ends every stream and long poll that token
+    opened there. A tenant token's grants also end when its tenant is removed (the tenant
+    directory's changes, also from the view) and when the token expires (a timer).
+    ``on_end`` callbacks run after grants end (the config service wakes its waiters).
+    """
+
+    def __init__(self, tenant_exists: Callable[[str], bool]) -> None:
+        self.tenant_exists = tenant_exists
+        self.on_end: list[Callable[[], None]] = []
+        # Weak: a stream that ends without closing its grant leaves nothing behind.
+        self._by_token: dict[str, weakref.WeakSet[Grant]] = {}
+        self._by_tenant: dict[str, weakref.WeakSet[Grant]] = {}
+
+    def open(self, principal: Principal) -> Grant:
+        """Watch ``principal``'s grant for the life of one request; :meth:`close` after."""
+        grant = Grant(principal)
+        if principal.token_id not in UNSTORED_TOKEN_IDS:
+            self._by_token.setdefault(principal.token_id, weakref.WeakSet()).add(grant)
+        tenant_id = principal.tenant_id
+        if tenant_id is not None and self.tenant_exists(tenant_id):
+            self._by_tenant.setdefault(tenant_id, weakref.WeakSet()).add(grant)
+        if principal.expires_at is not None:
+            delay = max(0.0, principal.expires_at - time.time())
+            grant._timer = asyncio.get_running_loop().call_later(
+                delay, self._end, [grant], "the token has expired"
+            )
+        return grant
+
+    def close(self, grant: Grant) -> None:
+        """Stop watching ``grant`` (its request is over)."""
+        if grant._timer is not None:
+            grant._timer.cancel()
+        for index, key in (
+            (self._by_token, grant.principal.token_id),
+            (self._by_tenant, grant.principal.tenant_id),
+        ):
+            grants = index.get(key) if key is not None else None
+            if grants is not None:
+                grants.discard(grant)
+                if not grants:
+                    index.pop(str(key), None)
+
+    def _end(self, grants: list[Grant], reason: str) -> None:
+        live = [g for g in grants if not g.ended.is_set()]
+        for grant in live:
+            grant.end(reason)
+        if live:
+            for callback in self.on_end:
+                callback()
+
+    def _end_token(self, token_id: str, reason: str) -> None:
+        grants = self._by_token.pop(token_id, None)
+        if grants:
+            self._end(list(grants), reason)
+
+    # -- view listener on tokens/ ---------------------------------------------------
+
+    def reset(self, items: dict[str, KeyValue]) -> None:
+        """A full resync: end the grants of tokens now gone or revoked."""
+        for token_id in list(self._by_token):
+            kv = items.get(TOKENS_PREFIX + token_id)
+            reason = _invalid_reason(kv.value if kv is not None else None)
+            if reason is not None:
+                self._end_token(token_id, reason)
+
+    def apply(self, event: WatchEvent, previous: KeyValue | None) -> None:
+        """A token record changed: end its grants if it is revoked, deleted or expired."""
+        token_id = event.key[len(TOKENS_PREFIX) :]
+        if token_id not in self._by_token:
+            return
+        value = event.value if event.type is EventType.PUT else None
+        reason = _invalid_reason(value)
+        if reason is not None:
+            self._end_token(token_id, reason)
+
+    # -- tenant directory changes ---------------------------------------------------
+
+    def tenants_changed(self) -> None:
+        """End the grants of tenant tokens whose tenant was removed."""
+        for tenant_id in [t for t in self._by_tenant if not self.tenant_exists(t)]:
+            grants = self._by_tenant.pop(tenant_id)
+            self._end(list(grants), f"tenant {tenant_id!r} was removed")
+
+
+def _invalid_reason(value: bytes | None) -> str | None:
+    """Why a stored token record no longer authorises anything (``None``: it does)."""
+    if value is None:
+        return "the token was deleted"
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return "the token record is unreadable"
+    if not isinstance(record, dict):
+        return "the token record is unreadable"
+    if record.get("revoked_at"):
+        return "the token has been revoked"
+    expires_at = expiry_of(record)
+    if expires_at is not None and expires_at <= time.time():
+        return "the token has expired"
+    return None
 
 
 def public_token(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("central_hub.tenants")
 
 TENANTS_PREFIX = "tenants/"
-RESERVED_TENANT_IDS = frozenset({"watch", "history", "webhooks", "rollback", "global"})
+RESERVED_TENANT_IDS = frozenset({"watch", "history", "webhooks", "rollback", "global", "tiers"})
 """Ids that would collide with literal routes under ``/config/``."""
 
 

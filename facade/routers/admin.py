@@ -31,6 +31,12 @@ class TokenRequest(BaseModel):
         max_length=64,
         description="Service tokens: the service names it may register (empty: any).",
     )
+    expires_in: int | None = Field(
+        None,
+        ge=1,
+        le=10 * 365 * 86400,
+        description="Seconds until the token expires (default: never); its streams end then.",
+    )
 
 
 @router.post("/tokens", status_code=201)
@@ -42,6 +48,7 @@ async def issue_token(body: TokenRequest, hub: HubDep, caller: Administrator) ->
         created_by=caller.token_id,
         tenant_id=body.tenant_id,
         services=body.services,
+        expires_in=body.expires_in,
     )
     return json_response({"token": token, "record": record}, status_code=201)
 

@@ -8,7 +8,7 @@ Consul-style blocking reads, and the SSE event ``id`` (``Last-Event-ID`` resumes
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Header, Path, Query, Request
@@ -17,7 +17,9 @@ from starlette.responses import StreamingResponse
 from facade.config_models import WebhookCreate
 from facade.config_store import (
     MAX_VERSION,
+    LayerScope,
     Scope,
+    TierScope,
     WriteMode,
     etag,
     parse_if_match,
@@ -31,10 +33,12 @@ from facade.routers.tenants import author_of, for_tenant
 from facade.runtime import Hub
 from facade.security import Principal, Role
 from shared import errors
+from shared.tenancy import TIERS, Tier
 
 router = APIRouter(tags=["config"])
 
 TenantIdPath = Annotated[str, Path(pattern=TENANT_ID_PATTERN, description="Tenant id.")]
+TierPath = Annotated[Tier, Path(description="free, pro or enterprise.")]
 VersionPath = Annotated[
     int, Path(ge=1, le=MAX_VERSION, description="A version listed by .../history.")
 ]
@@ -77,14 +81,14 @@ async def _write(
     hub: Hub,
     request: Request,
     caller: Principal,
-    scope: Scope,
+    scope: LayerScope,
     mode: WriteMode,
     *,
     body: dict[str, Any] | None = None,
     version: int | None = None,
     if_match: str | None,
 ) -> JSONBytesResponse:
-    if scope is not None:
+    if isinstance(scope, str):
         for_tenant(caller, request, scope)
     result = await hub.config.write(
         scope,
@@ -96,6 +100,38 @@ async def _write(
         correlation_id=parse_tenant_context(request, caller, None).correlation_id,
     )
     return _written(result)
+
+
+async def _write_global(
+    hub: Hub,
+    request: Request,
+    caller: Principal,
+    mode: Literal["put", "patch"],
+    body: dict[str, Any],
+    if_match: str | None,
+) -> JSONBytesResponse:
+    result = await hub.config.write_global(
+        mode,
+        body,
+        if_match=parse_if_match(if_match),
+        author=author_of(caller, request),
+        correlation_id=parse_tenant_context(request, caller, None).correlation_id,
+    )
+    return _written(result)
+
+
+async def _long_poll(
+    hub: Hub, caller: Principal, scope: Scope, index: int, wait: str | None, tier: str | None
+) -> None:
+    """Block until the version passes ``index``; 401 at once if the caller's grant ends."""
+    timeout = parse_wait(wait)
+    grant = hub.grants.open(caller)
+    try:
+        await hub.config.wait_past(scope, index, timeout, tier, until=grant.ended)
+    finally:
+        hub.grants.close(grant)
+    if grant.ended.is_set():
+        raise grant.error()
 
 
 def _last_event_id(request: Request) -> int | None:
@@ -114,17 +150,28 @@ async def _sse(hub: Hub, scope: Scope, request: Request, caller: Principal) -> S
         for_tenant(caller, request, scope)
     after = _last_event_id(request)
     tier = _asserted_tier(request, caller)
+    grant = hub.grants.open(caller)
     events = hub.config.subscribe(
-        scope, asserted_tier=tier, after=after, keepalive=hub.settings.config_keepalive
+        scope,
+        asserted_tier=tier,
+        after=after,
+        keepalive=hub.settings.config_keepalive,
+        until=grant.ended,
     )
 
     async def encode() -> AsyncIterator[bytes]:
-        yield b"retry: 1000\n\n"
-        async for body in events:
-            if body is None:
-                yield b": keep-alive\n\n"
-                continue
-            yield b"id: %d\nevent: config\ndata: %s\n\n" % (body["version"], orjson.dumps(body))
+        try:
+            yield b"retry: 1000\n\n"
+            async for body in events:
+                if body is None:
+                    yield b": keep-alive\n\n"
+                    continue
+                event = orjson.dumps(body)
+                yield b"id: %d\nevent: config\ndata: %s\n\n" % (body["version"], event)
+            if grant.ended.is_set():  # the token was revoked or expired, or its tenant removed
+                yield b"event: error\ndata: %s\n\n" % orjson.dumps(grant.error().to_payload())
+        finally:
+            hub.grants.close(grant)
 
     return StreamingResponse(
         encode(),
@@ -138,11 +185,11 @@ async def _sse(hub: Hub, scope: Scope, request: Request, caller: Principal) -> S
 
 @router.get("/config")
 async def get_global_config(
-    hub: HubDep, _: Reader, index: IndexQuery = None, wait: WaitQuery = None
+    hub: HubDep, caller: Reader, index: IndexQuery = None, wait: WaitQuery = None
 ) -> JSONBytesResponse:
     """The global layer; with ``?index=N`` blocks until its version exceeds N."""
     if index is not None:
-        await hub.config.wait_past(None, index, parse_wait(wait))
+        await _long_poll(hub, caller, None, index, wait, None)
     return _read(hub.config.global_config())
 
 
@@ -150,16 +197,23 @@ async def get_global_config(
 async def put_global_config(
     body: ConfigBody, request: Request, hub: HubDep, caller: Configurator, if_match: IfMatch = None
 ) -> JSONBytesResponse:
-    """Replace the global layer (the spec's ``update_global_config``); a new version."""
-    return await _write(hub, request, caller, None, "put", body=body, if_match=if_match)
+    """Replace the global layer (the spec's ``update_global_config``); a new version.
+
+    Per-tier values (``{"rate_limits": {"pro_tier": 200}}``) go to the tiers' layers:
+    a number sets the tier's ``rate_limits.api_calls_per_hour``.
+    """
+    return await _write_global(hub, request, caller, "put", body, if_match)
 
 
 @router.patch("/config", responses=error_doc(errors.InvalidRequest, errors.PreconditionFailed))
 async def patch_global_config(
     body: ConfigBody, request: Request, hub: HubDep, caller: Configurator, if_match: IfMatch = None
 ) -> JSONBytesResponse:
-    """Change the global layer by JSON merge patch (``null`` removes a key)."""
-    return await _write(hub, request, caller, None, "patch", body=body, if_match=if_match)
+    """Change the global layer by JSON merge patch (``null`` removes a key).
+
+    Per-tier values go to the tiers' layers, as in ``PUT /config``.
+    """
+    return await _write_global(hub, request, caller, "patch", body, if_match)
 
 
 @router.get("/config/watch", response_class=StreamingResponse)
@@ -187,6 +241,76 @@ async def rollback_global_config(
 ) -> JSONBytesResponse:
     """Restore an earlier global version as a new version."""
     return await _write(hub, request, caller, None, "rollback", version=version, if_match=if_match)
+
+
+# -- tier-scoped global layers ---------------------------------------------------------
+
+
+@router.get("/config/tiers")
+async def list_tier_configs(hub: HubDep, _: Reader) -> JSONBytesResponse:
+    """Every tier's global layer."""
+    return json_response({"tiers": {tier: hub.config.tier_config(tier) for tier in TIERS}})
+
+
+@router.get("/config/tiers/{tier}")
+async def get_tier_config(tier: TierPath, hub: HubDep, _: Reader) -> JSONBytesResponse:
+    """One tier's global layer (merged after the global layer for that tier's tenants)."""
+    return _read(hub.config.tier_config(tier))
+
+
+@router.put(
+    "/config/tiers/{tier}", responses=error_doc(errors.InvalidRequest, errors.PreconditionFailed)
+)
+async def put_tier_config(
+    tier: TierPath,
+    body: ConfigBody,
+    request: Request,
+    hub: HubDep,
+    caller: Configurator,
+    if_match: IfMatch = None,
+) -> JSONBytesResponse:
+    """Replace one tier's global layer; ``If-Match`` takes that layer's version."""
+    scope = TierScope(tier)
+    return await _write(hub, request, caller, scope, "put", body=body, if_match=if_match)
+
+
+@router.patch(
+    "/config/tiers/{tier}", responses=error_doc(errors.InvalidRequest, errors.PreconditionFailed)
+)
+async def patch_tier_config(
+    tier: TierPath,
+    body: ConfigBody,
+    request: Request,
+    hub: HubDep,
+    caller: Configurator,
+    if_match: IfMatch = None,
+) -> JSONBytesResponse:
+    """Change one tier's global layer by JSON merge patch (``null`` removes a key)."""
+    scope = TierScope(tier)
+    return await _write(hub, request, caller, scope, "patch", body=body, if_match=if_match)
+
+
+@router.get("/config/tiers/{tier}/history")
+async def tier_config_history(tier: TierPath, hub: HubDep, _: Reader) -> JSONBytesResponse:
+    """Kept versions of one tier's global layer, newest first."""
+    return json_response(hub.config.history(TierScope(tier)))
+
+
+@router.post(
+    "/config/tiers/{tier}/rollback/{version}",
+    responses=error_doc(errors.ConfigVersionNotFound, errors.PreconditionFailed),
+)
+async def rollback_tier_config(
+    tier: TierPath,
+    version: VersionPath,
+    request: Request,
+    hub: HubDep,
+    caller: Configurator,
+    if_match: IfMatch = None,
+) -> JSONBytesResponse:
+    """Restore an earlier version of one tier's global layer as a new version."""
+    scope = TierScope(tier)
+    return await _write(hub, request, caller, scope, "rollback", version=version, if_match=if_match)
 
 
 # -- webhooks ----------------------------------------------------------------------
@@ -255,7 +379,9 @@ async def get_tenant_config(
     index: IndexQuery = None,
     wait: WaitQuery = None,
 ) -> JSONBytesResponse:
-    """The tenant's effective config (tier defaults → global → overrides), the spec's shape.
+    """The tenant's effective config, the spec's shape.
+
+    Layers: tier defaults → global → the tier's global layer → the tenant's overrides.
 
     With ``?index=N`` (Consul style) the answer waits until the version exceeds N or
     ``wait`` passes; ``X-Hub-Index`` carries the version either way.
@@ -263,7 +389,7 @@ async def get_tenant_config(
     for_tenant(caller, request, tenant_id)
     tier = _asserted_tier(request, caller)
     if index is not None:
-        await hub.config.wait_past(tenant_id, index, parse_wait(wait))
+        await _long_poll(hub, caller, tenant_id, index, wait, tier)
     body = hub.config.effective(tenant_id, tier)
     return _read(body, vary=not body["provisioned"])
 

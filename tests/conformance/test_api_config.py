@@ -18,7 +18,7 @@ from facade.runtime import Hub
 from facade.webhooks import verify
 from tests.conformance.conftest import ADMIN_TOKEN, assert_error
 from tests.conftest import BackendFactory
-from tests.http_helpers import WebhookReceiver, read_events, serve
+from tests.http_helpers import SSEEvent, WebhookReceiver, read_events, serve
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -234,13 +234,21 @@ async def test_layers_merge_and_every_write_is_a_version(api: httpx.AsyncClient)
         headers={"x-user-id": "ops-alice"},
     )
     assert resp.status_code == 200, resp.text
-    global_version = resp.json()["version"]
+    written = resp.json()
+    global_version = written["version"]
     assert global_version > v0
+    # The per-tier values went to the tiers' layers, not into the global layer.
+    assert written["config"] == {"maintenance": {"window": "sun 02:00", "regions": ["eu", "us"]}}
+    assert set(written["tiers"]) == {"free", "pro", "enterprise"}
+    pro_version = written["tiers"]["pro"]["version"]
+    assert pro_version > global_version
     body = await config_of(api, "company_abc")
-    assert body["version"] == global_version
-    assert body["config"]["rate_limits"]["pro_tier"] == 200
-    assert body["config"]["rate_limits"]["api_calls_per_hour"] == 10000  # tier default kept
+    assert body["version"] == pro_version
+    assert "pro_tier" not in body["config"]["rate_limits"]
+    assert body["config"]["rate_limits"]["api_calls_per_hour"] == 200  # the pro tier's value
+    assert body["config"]["rate_limits"]["websocket_connections"] == 50  # tier default kept
     assert body["config"]["maintenance"] == {"window": "sun 02:00", "regions": ["eu", "us"]}
+    assert body["layers"]["tier_version"] == pro_version
 
     # Tenant overrides win over global and tier.
     resp = await api.put(
@@ -250,7 +258,7 @@ async def test_layers_merge_and_every_write_is_a_version(api: httpx.AsyncClient)
     )
     assert resp.status_code == 200, resp.text
     body = await config_of(api, "company_abc")
-    assert body["version"] == resp.json()["version"] > global_version
+    assert body["version"] == resp.json()["version"] > pro_version
     assert body["config"]["rate_limits"]["api_calls_per_hour"] == 25000
     assert body["config"]["rate_limits"]["websocket_connections"] == 50
     assert body["config"]["features"]["custom_models"] is True
@@ -284,6 +292,145 @@ async def test_layers_merge_and_every_write_is_a_version(api: httpx.AsyncClient)
     assert upgraded["subscription_tier"] == "enterprise"
     assert upgraded["config"]["resource_limits"]["max_concurrent_requests"] == 1000
     assert upgraded["config"]["rate_limits"]["api_calls_per_hour"] == 25000  # override stays
+
+
+async def test_the_tenant_layer_wins_over_the_global_layer_for_the_same_key(
+    api: httpx.AsyncClient,
+) -> None:
+    """Both layers set one key: the tenant's value wins (catches a swapped merge order)."""
+    await provision(api, "same_key", "pro")
+    resp = await api.patch("/config", json={"rate_limits": {"api_calls_per_hour": 50}})
+    assert resp.status_code == 200, resp.text
+    resp = await api.patch("/config/same_key", json={"rate_limits": {"api_calls_per_hour": 25000}})
+    assert resp.status_code == 200, resp.text
+    body = await config_of(api, "same_key")
+    assert body["config"]["rate_limits"]["api_calls_per_hour"] == 25000
+    # A tenant without an override of its own gets the global value over its tier default.
+    await provision(api, "no_override", "pro")
+    other = await config_of(api, "no_override")
+    assert other["config"]["rate_limits"]["api_calls_per_hour"] == 50
+
+
+async def test_tier_layers_are_versioned_layers_between_global_and_tenant(
+    api: httpx.AsyncClient,
+) -> None:
+    await provision(api, "tiered_free", "free")
+    await provision(api, "tiered_pro", "pro")
+    await api.patch("/config", json={"features": {"beta": False}})
+    resp = await api.put("/config/tiers/pro", json={"features": {"beta": True}})
+    assert resp.status_code == 200, resp.text
+    first = resp.json()
+    assert first["scope"] == "tier"
+    assert first["tier"] == "pro"
+    assert resp.headers["etag"] == f'"{first["version"]}"'
+    pro = await config_of(api, "tiered_pro")
+    assert pro["config"]["features"]["beta"] is True  # the tier layer beats the global one
+    assert pro["version"] == first["version"] == pro["layers"]["tier_version"]
+    free = await config_of(api, "tiered_free")
+    assert free["config"]["features"]["beta"] is False  # another tier's layer does not apply
+    assert free["version"] < first["version"]
+
+    # If-Match takes the tier layer's version; a stale one is 412 and changes nothing.
+    stale = {"If-Match": f'"{first["version"] - 1}"'}
+    resp = await api.patch("/config/tiers/pro", json={"features": {"x": True}}, headers=stale)
+    assert_error(resp, 412, "precondition_failed")
+    resp = await api.patch(
+        "/config/tiers/pro",
+        json={"rate_limits": {"api_calls_per_hour": 300}},
+        headers={"If-Match": f'"{first["version"]}"'},
+    )
+    assert resp.status_code == 200, resp.text
+    layer = (await api.get("/config/tiers/pro")).json()
+    assert layer["config"] == {
+        "features": {"beta": True},
+        "rate_limits": {"api_calls_per_hour": 300},
+    }
+
+    listed = (await api.get("/config/tiers")).json()["tiers"]
+    assert listed["pro"]["config"] == layer["config"]
+    assert listed["free"]["version"] == 0
+    history = (await api.get("/config/tiers/pro/history")).json()
+    assert [v["version"] for v in history["versions"]] == [resp.json()["version"], first["version"]]
+    resp = await api.post(f"/config/tiers/pro/rollback/{first['version']}")
+    assert resp.status_code == 200, resp.text
+    assert (await config_of(api, "tiered_pro"))["config"]["rate_limits"]["api_calls_per_hour"] == (
+        10000
+    )
+
+    # Bad input: unknown tier, per-tier keys outside a global write, an unknown tier key.
+    assert_error(await api.put("/config/tiers/gold", json={}), 422, "invalid_request")
+    resp = await api.patch("/config/tiers/pro", json={"rate_limits": {"pro_tier": 5}})
+    assert_error(resp, 422, "invalid_request")
+    resp = await api.patch("/config/tiered_pro", json={"rate_limits": {"free_tier": 5}})
+    assert_error(resp, 422, "invalid_request")
+    before = (await api.get("/config")).json()["version"]
+    resp = await api.patch("/config", json={"rate_limits": {"gold_tier": 5, "free_tier": 1}})
+    error = assert_error(resp, 422, "invalid_request")
+    assert error["details"]["errors"][0]["field"] == "rate_limits.gold_tier"
+    resp = await api.patch("/config", json={"features": {"free_tier": True}})
+    assert_error(resp, 422, "invalid_request")
+    assert (await api.get("/config")).json()["version"] == before  # nothing half written
+    assert (await api.get("/config/tiers/free")).json()["version"] == 0
+
+
+async def test_per_tier_values_in_a_global_write(api: httpx.AsyncClient) -> None:
+    await provision(api, "pt_free", "free")
+    await provision(api, "pt_ent", "enterprise")
+    resp = await api.patch(
+        "/config",
+        json={
+            "rate_limits": {"free_tier": 50, "enterprise_tier": {"websocket_connections": 900}},
+            "features": {"beta": True},
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["config"] == {"features": {"beta": True}}
+    free = (await config_of(api, "pt_free"))["config"]
+    assert free["rate_limits"] == {"api_calls_per_hour": 50, "websocket_connections": 5}
+    assert free["features"]["beta"] is True
+    ent = (await config_of(api, "pt_ent"))["config"]
+    assert ent["rate_limits"] == {"api_calls_per_hour": 100000, "websocket_connections": 900}
+
+    # A PATCH with only per-tier values writes no global version; null removes the value.
+    global_version = (await api.get("/config")).json()["version"]
+    resp = await api.patch("/config", json={"rate_limits": {"free_tier": None}})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["version"] == global_version
+    assert (await api.get("/config/tiers/free")).json()["config"] == {"rate_limits": {}}
+    free = (await config_of(api, "pt_free"))["config"]
+    assert free["rate_limits"]["api_calls_per_hour"] == 1000
+
+    # If-Match guards the global layer even when only tier layers change.
+    resp = await api.patch(
+        "/config",
+        json={"rate_limits": {"free_tier": 7}},
+        headers={"If-Match": f'"{global_version - 1}"'},
+    )
+    assert_error(resp, 412, "precondition_failed")
+    assert (await config_of(api, "pt_free"))["config"]["rate_limits"]["api_calls_per_hour"] == 1000
+
+
+async def test_the_rate_limiter_enforces_the_effective_hourly_limit(config_hub: ConfigHub) -> None:
+    api = config_hub.api
+    await provision(api, "limited", "free")
+    token = await config_hub.issue("tenant", tenant_id="limited")
+    resp = await api.patch("/config", json={"rate_limits": {"free_tier": 50}})
+    assert resp.status_code == 200, resp.text
+    async with config_hub.client_with(token) as tenant:
+        for _ in range(20):
+            resp = await tenant.get("/config/limited")
+            if resp.status_code == 429:
+                break
+            assert resp.status_code == 200, resp.text
+        error = assert_error(resp, 429, "rate_limited")
+        assert error["details"]["limit_per_hour"] == 50
+        # The tenant's own override wins over its tier's value, at once.
+        resp = await api.patch(
+            "/config/limited", json={"rate_limits": {"api_calls_per_hour": 6000}}
+        )
+        assert resp.status_code == 200, resp.text
+        resp = await tenant.get("/config/limited")
+        assert resp.status_code == 200, resp.text
 
 
 async def test_history_lists_every_version_with_author_and_time(api: httpx.AsyncClient) -> None:
@@ -893,3 +1040,68 @@ async def test_only_gateways_assert_tiers_and_services_report_usage(config_hub: 
         assert_error(await client.put("/config", json={}), 403, "forbidden")
     async with config_hub.client_with(None) as anonymous:
         assert_error(await anonymous.get("/config/metered_svc"), 401, "unauthorized")
+
+
+async def stream_until_ended(url: str, token: str, started: asyncio.Event) -> list[SSEEvent]:
+    """Every event of an SSE stream until the hub ends it."""
+    events: list[SSEEvent] = []
+    headers = {"authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(timeout=60) as client,
+        client.stream("GET", url, headers=headers) as resp,
+    ):
+        assert resp.status_code == 200, await resp.aread()
+        fields: dict[str, str] = {}
+        async for line in resp.aiter_lines():
+            if line == "":
+                if "data" in fields:
+                    data = json.loads(fields["data"])
+                    events.append(SSEEvent(fields.get("id"), fields.get("event"), data))
+                    started.set()
+                fields = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+    return events
+
+
+async def test_tenant_removal_and_token_expiry_end_streams_and_polls(
+    config_hub: ConfigHub,
+) -> None:
+    api = config_hub.api
+    await provision(api, "leaving", "pro")
+    tenant_token = await config_hub.issue("tenant", tenant_id="leaving")
+    started = asyncio.Event()
+    stream = asyncio.create_task(
+        stream_until_ended(f"{config_hub.url}/config/leaving/watch", tenant_token, started)
+    )
+    await asyncio.wait_for(started.wait(), 30)
+    resp = await api.delete("/tenants/leaving")
+    assert resp.status_code == 200, resp.text
+    events = await asyncio.wait_for(stream, 60)
+    assert events[-1].event == "error"
+    assert events[-1].data["error"]["code"] == "unauthorized"
+    assert "removed" in events[-1].data["error"]["message"]
+
+    # A token that expires: its stream and its long poll end when it does, and it is 401.
+    await provision(api, "brief", "free")
+    resp = await api.post("/tokens", json={"role": "read-only", "name": "brief", "expires_in": 2})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["record"]["expires_at"]
+    brief = resp.json()["token"]
+    started = asyncio.Event()
+    stream = asyncio.create_task(
+        stream_until_ended(f"{config_hub.url}/config/brief/watch", brief, started)
+    )
+    version = (await config_of(api, "brief"))["version"]
+    async with config_hub.client_with(brief) as reader:
+        poll = asyncio.create_task(
+            reader.get("/config/brief", params={"index": version, "wait": "5m"})
+        )
+        await asyncio.wait_for(started.wait(), 30)
+        events = await asyncio.wait_for(stream, 60)
+        assert events[-1].event == "error"
+        assert "expired" in events[-1].data["error"]["message"]
+        polled = await asyncio.wait_for(poll, 60)
+        assert_error(polled, 401, "unauthorized")
+        assert_error(await reader.get("/config/brief"), 401, "unauthorized")

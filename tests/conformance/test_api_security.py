@@ -32,6 +32,7 @@ SAMPLE_PATH_PARAMS = {
     "type": "storage",
     "resource_type": "storage",
     "version": "1",
+    "tier": "pro",
     "webhook_id": "abc123",
     "workflow_id": "wf-1",
     "deployment_id": "dep-1",

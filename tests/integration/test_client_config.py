@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.client import AsyncHubClient, ConfigSnapshot, HubClient
-from shared.errors import PreconditionFailed, QuotaExceeded, Unauthorized
+from shared.errors import PreconditionFailed, QuotaExceeded, RateLimited, Unauthorized
 from tests.processes import TEST_ADMIN_TOKEN, HubProcess
 
 pytestmark = pytest.mark.slow
@@ -188,3 +188,57 @@ def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"condition not reached within {timeout}s")
         time.sleep(0.05)
+
+
+async def test_the_specs_per_tier_global_update_sets_each_tiers_limit(
+    hub: HubProcess, aclient: AsyncHubClient
+) -> None:
+    """The spec's ``update_global_config`` example, verbatim, through the shared client:
+    each tier's tenants get their tier's ``api_calls_per_hour``, and the limiter enforces it."""
+    with hub.client() as admin:
+        for tenant_id, tier in (("spec_free", "free"), ("spec_ent", "enterprise")):
+            created = admin.post(
+                "/tenants", json={"tenant_id": tenant_id, "subscription_tier": tier}
+            )
+            assert created.status_code == 201, created.text
+        issued = admin.post(
+            "/tokens", json={"role": "tenant", "name": "free tenant", "tenant_id": "spec_free"}
+        )
+        assert issued.status_code == 201, issued.text
+        free_token = issued.json()["token"]
+
+    # Push config update to all services (the spec's Dynamic Configuration example)
+    await aclient.update_global_config(
+        {
+            "rate_limits": {
+                "free_tier": 50,
+                "pro_tier": 200,
+                "enterprise_tier": 1000,
+            }
+        }
+    )
+
+    for tenant_id, tier, limit in (
+        ("spec_free", "free", 50),
+        (TENANT, "pro", 200),
+        ("spec_ent", "enterprise", 1000),
+    ):
+        snapshot = await aclient.get_config(tenant_id)
+        assert snapshot.subscription_tier == tier
+        rate_limits = snapshot.config["rate_limits"]
+        assert rate_limits["api_calls_per_hour"] == limit, (tenant_id, rate_limits)
+        assert not {"free_tier", "pro_tier", "enterprise_tier"} & set(rate_limits)
+    tier_layer = (await aclient.get_config(None)).raw
+    assert "free_tier" not in tier_layer["config"].get("rate_limits", {})
+
+    # The free tenant's own token: a burst of at least one call, then 429 at 50 per hour.
+    async with AsyncHubClient(hub.url, token=free_token) as tenant_client:
+        refused = None
+        for _ in range(20):
+            try:
+                await tenant_client.get_config("spec_free")
+            except RateLimited as exc:
+                refused = exc
+                break
+        assert refused is not None, "a 50-per-hour tenant made 20 calls without a 429"
+        assert refused.details["limit_per_hour"] == 50
