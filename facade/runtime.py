@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from adapters import Backend, create_backend
-from facade.audit import AuditLog
+from facade.audit import AuditLog, AuditMetrics
 from facade.catalog import CatalogIndex, catalog_listeners
 from facade.circuit_service import CircuitService
 from facade.circuits import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
@@ -84,7 +84,12 @@ class Hub:
             anonymous_reads=settings.anonymous_reads,
             tier_of=self.discovery.provisioned_tier,
         )
-        self.audit = AuditLog(self.backend)
+        self.audit = AuditLog(
+            self.backend,
+            retention_days=settings.audit_retention_days,
+            max_records=settings.audit_max_records,
+        )
+        self.metrics_registry.register(AuditMetrics(self.audit))
         self._bootstrap_task: asyncio.Task[None] | None = None
 
     def _init_health(self, settings: HubSettings) -> None:
@@ -189,6 +194,7 @@ class Hub:
                 opened = False
                 log.error("backend %s unreachable at start-up: %s", self.backend.name, exc)
         await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
+        self.audit.start()
         if not self.view.synced:
             log.error("started without a backend sync; serving nothing until it returns")
         if self.prober_election is not None:
@@ -236,6 +242,7 @@ class Hub:
             await self.prober_election.stop()
         self.config.changes.close()  # ends config streams and long polls
         await self.webhooks.stop()
+        await self.audit.stop()  # stores the queued records while the backend is open
         if self._bootstrap_task is not None and not self._bootstrap_task.done():
             self._bootstrap_task.cancel()
         await self.view.stop()
