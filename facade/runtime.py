@@ -116,6 +116,10 @@ class Hub:
             default_strategy=settings.selection_strategy,
         )
         self.circuit_service = CircuitService(self.view, self.discovery, self.circuits)
+        self.catalog.on_service_gone += [
+            self.circuits.forget_service,
+            self.discovery.selector.forget,
+        ]
         native = self.backend.capabilities.native_health_checks
         self.health_checks = HealthService(
             self.view, self.catalog, self.discovery, checked_by="backend" if native else "hub"
@@ -275,7 +279,7 @@ class Hub:
                 "revision": self.view.revision,
                 "synced": self.view.synced,
                 "stale": self.view.stale,
-                "services": len(self.catalog.services),
+                "services": self.catalog.service_count(),
                 "instances": self.catalog.instance_count(),
             },
             "prober": self._prober_health(),
