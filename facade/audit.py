@@ -76,13 +76,12 @@ class AuditLog:
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self._last_ns = 0
 
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the writer and the retention task."""
-        self._stopping = False
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Event()
         self._tasks = [
@@ -97,7 +96,6 @@ class AuditLog:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.flush_timeout):
                 await self.flush()
-        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -118,7 +116,9 @@ class AuditLog:
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.error("audit queue full: %d records dropped so far", self.dropped)
             return
-        self._pending.append(entry | {"id": audit_id()})
+        # Strictly increasing here, so records of one replica keep their order.
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        self._pending.append(entry | {"id": audit_id(self._last_ns)})
         self._queued += 1
         self._wakeup.set()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from adapters import AuditQuery, AuditRecord, Backend, EventType
-from facade.audit import audit_id
+from facade.audit import AuditLog, audit_id
 from tests.conformance.conftest import RunningHub
 
 BASE_NS = 1_700_000_000 * 10**9
@@ -91,9 +91,30 @@ async def test_api_writes_are_audited_but_never_reach_the_view(running_hub: Runn
         assert resp.status_code == 201
     refused = await running_hub.client.post("/services/register", json={"name": "x"})
     assert refused.status_code == 422
+    async with running_hub.client_with("chub_0123.wrong") as stranger:
+        assert (await stranger.post("/tenants", json={})).status_code == 401
+    reader = await running_hub.issue("read-only")
+    async with running_hub.client_with(reader) as client:
+        assert (await client.post("/tenants", json={})).status_code == 403
     page = (await running_hub.client.get("/audit", params={"limit": 100})).json()
-    assert [e["status"] for e in page["entries"][:6]] == [422] + [201] * 5
+    assert [e["status"] for e in page["entries"][:9]] == [403, 201, 401, 422] + [201] * 5
     assert not [kv.key for kv in (await hub.backend.range("")).items if "audit" in kv.key]
     assert not [kv.key for kv in hub.view.items("") if "audit" in kv.key]
     # One batch per flush, not one write per request (the first batch holds the token).
     assert hub.audit.batches < hub.audit.stored
+
+
+async def test_queued_records_go_in_one_write_and_are_flushed_on_stop(backend: Backend) -> None:
+    audit = AuditLog(backend, trim_interval=3600)
+    audit.start()
+    for i in range(300):  # queued while the writer waits: one batch
+        audit.record({"action": "POST /x", "tenant_id": "t", "n": i})
+    await audit.flush()
+    assert (audit.stored, audit.batches) == (300, 1)
+    for i in range(7):
+        audit.record({"action": "DELETE /y", "tenant_id": "t", "n": i})
+    await audit.stop()  # no flush() first: stop stores what is queued
+    stored = await backend.query_audit(AuditQuery(limit=1000))
+    assert len(stored) == 307
+    assert [r["n"] for r in stored[:7]] == [6, 5, 4, 3, 2, 1, 0]
+    assert audit.describe()["lost"] == 0
