@@ -5,6 +5,8 @@ imported lazily so optional client libraries are only needed for the backend in 
 """
 
 from adapters.base import (
+    AuditQuery,
+    AuditRecord,
     Backend,
     Capabilities,
     EventType,
@@ -18,6 +20,8 @@ from adapters.registry import BACKENDS, backend_class, create_backend
 
 __all__ = [
     "BACKENDS",
+    "AuditQuery",
+    "AuditRecord",
     "Backend",
     "Capabilities",
     "EventType",

@@ -13,6 +13,11 @@ revisions (the shape of etcd's v3 API, as k3s' kine does over SQL):
 * **Catalog**: service instances are keys under ``catalog/<service>/<instance>``. The
   default methods store them in KV; a backend with a native catalog (Consul) overrides
   them and reports catalog changes through the same watch.
+* **Audit log**: append-only records kept *outside* the keyspace above (never in a
+  :meth:`Backend.range` of ``""``, never in a watch), appended in batches (one write per
+  batch), queried newest first and trimmed by age and count. Key-value backends keep one
+  key per batch under a prefix of their own (see :meth:`Backend.append_audit`); the
+  embedded backend keeps a table.
 
 Every method raises only :mod:`shared.errors` exceptions; a backend translates its
 client library's errors at its edge (``raise ... from exc``).
@@ -22,9 +27,12 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator
+import heapq
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+import orjson
 
 CATALOG_PREFIX = "catalog/"
 
@@ -99,6 +107,64 @@ class Capabilities:
     """Instances are the backend's own service registrations, not plain keys."""
     multi_process: bool = True
     """Several hub processes may share one backend (replicas)."""
+
+
+AuditRecord = dict[str, Any]
+"""One audit record: JSON-serialisable, with a string ``id`` that sorts chronologically
+(``<nanoseconds, 20 digits>-<random hex>``) and optional ``tenant_id``, ``token_id`` and
+``action`` strings that queries filter on."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which audit records to read: newest first, at most ``limit``, all filters ANDed."""
+
+    tenant_id: str | None = None
+    token_id: str | None = None
+    action: str | None = None
+    """A substring of the record's ``action``."""
+    before: str | None = None
+    """Only records whose ``id`` sorts before this one (paging)."""
+    limit: int = 100
+
+    def matches(self, record: AuditRecord) -> bool:
+        """Whether ``record`` passes the filters (``before`` included)."""
+        if self.before is not None and str(record.get("id", "")) >= self.before:
+            return False
+        if self.tenant_id is not None and record.get("tenant_id") != self.tenant_id:
+            return False
+        if self.token_id is not None and record.get("token_id") != self.token_id:
+            return False
+        return self.action is None or self.action in str(record.get("action") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditBatchName:
+    """The key of one stored batch: ``<last id>_<first id>_<count>``.
+
+    Keys sort by the batch's newest record, and a keys-only listing tells the time span
+    and size of every batch, so trimming never reads a value.
+    """
+
+    last_id: str
+    first_id: str
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.last_id}_{self.first_id}_{self.count}"
+
+    @classmethod
+    def parse(cls, name: str) -> AuditBatchName | None:
+        """The name's parts, or ``None`` for a key that is not a batch."""
+        parts = name.rsplit("/", 1)[-1].split("_")
+        if len(parts) != 3 or not parts[2].isdigit():
+            return None
+        return cls(parts[0], parts[1], int(parts[2]))
+
+
+AUDIT_BATCH_BYTES = 192 * 1024
+"""Largest batch value a key-value backend writes (Consul refuses values over 512 KiB and
+transactions over 512 KiB; etcd requests over 1.5 MiB)."""
 
 
 class Backend(abc.ABC):
@@ -198,3 +264,116 @@ class Backend(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Non-secret facts for the hub's ``/health`` answer."""
         return {"name": self.name}
+
+    # -- audit log (outside the keyspace; default: one key per batch) ----------------
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Store ``records`` (in ``id`` order), in one write when they fit in one.
+
+        The default keeps each batch as one value (JSON lines) under a key the backend's
+        :meth:`_audit_put` places outside its watched keyspace; batches larger than
+        :data:`AUDIT_BATCH_BYTES` are split.
+        """
+        chunk: list[bytes] = []
+        size = 0
+        first_id = last_id = ""
+        for record in sorted(records, key=lambda r: str(r["id"])):
+            line = orjson.dumps(record)
+            if chunk and size + len(line) > AUDIT_BATCH_BYTES:
+                await self._audit_put(str(AuditBatchName(last_id, first_id, len(chunk))), chunk)
+                chunk, size = [], 0
+            if not chunk:
+                first_id = str(record["id"])
+            last_id = str(record["id"])
+            chunk.append(line)
+            size += len(line) + 1
+        if chunk:
+            await self._audit_put(str(AuditBatchName(last_id, first_id, len(chunk))), chunk)
+
+    async def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        """Records matching ``query``, newest first, at most ``query.limit``."""
+        names = [n for n in map(AuditBatchName.parse, await self._audit_names()) if n]
+        names.sort(key=lambda n: n.last_id, reverse=True)
+        found: list[AuditRecord] = []
+        # Batches of several replicas may overlap in time: a loaded record is emitted only
+        # once every batch that could hold a newer one has been loaded too.
+        pending: list[tuple[_Descending, int, AuditRecord]] = []
+
+        def emit_down_to(floor: str | None) -> bool:
+            while pending and (floor is None or pending[0][0].value > floor):
+                _, _, record = heapq.heappop(pending)
+                if query.matches(record):
+                    found.append(record)
+                    if len(found) >= query.limit:
+                        return True
+            return False
+
+        for name in names:
+            if emit_down_to(name.last_id):
+                return found
+            if query.before is not None and name.first_id >= query.before:
+                continue
+            for record in await self._audit_read(str(name)):
+                heapq.heappush(pending, (_Descending(str(record["id"])), len(pending), record))
+        emit_down_to(None)
+        return found
+
+    async def trim_audit(self, *, older_than: str, max_records: int) -> int:
+        """Delete records whose ``id`` sorts before ``older_than``, then the oldest until at
+        most ``max_records`` remain; return how many were deleted.
+
+        The default works in whole batches: a batch goes when its newest record is too
+        old, or while the records kept exceed ``max_records``.
+        """
+        names = [n for n in map(AuditBatchName.parse, await self._audit_names()) if n]
+        names.sort(key=lambda n: n.last_id)
+        total = sum(n.count for n in names)
+        doomed: list[AuditBatchName] = []
+        for name in names:
+            if name.last_id >= older_than and total <= max_records:
+                break
+            doomed.append(name)
+            total -= name.count
+        if doomed:
+            await self._audit_delete([str(n) for n in doomed])
+        return sum(n.count for n in doomed)
+
+    async def _audit_put(self, name: str, lines: list[bytes]) -> None:
+        """Write one batch value (``lines`` joined by newlines) under ``name``."""
+        raise NotImplementedError(f"the {self.name} backend keeps no audit log")
+
+    async def _audit_names(self) -> list[str]:
+        """The names of every stored batch."""
+        raise NotImplementedError(f"the {self.name} backend keeps no audit log")
+
+    async def _audit_get(self, name: str) -> bytes | None:
+        """One batch's value, or ``None`` if it was trimmed meanwhile."""
+        raise NotImplementedError(f"the {self.name} backend keeps no audit log")
+
+    async def _audit_delete(self, names: list[str]) -> None:
+        """Delete the named batches."""
+        raise NotImplementedError(f"the {self.name} backend keeps no audit log")
+
+    async def _audit_read(self, name: str) -> list[AuditRecord]:
+        value = await self._audit_get(name)
+        return list(_audit_lines(value)) if value else []
+
+
+class _Descending:
+    """Orders strings in reverse, so heapq's min-heap pops the newest id first."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Descending) -> bool:
+        return self.value > other.value
+
+
+def _audit_lines(value: bytes) -> Iterable[AuditRecord]:
+    for line in value.split(b"\n"):
+        if line:
+            record = orjson.loads(line)
+            if isinstance(record, dict) and isinstance(record.get("id"), str):
+                yield record

@@ -1074,6 +1074,42 @@ class ConsulBackend(Backend):
                 await self._run(self._call, deregister)
                 log.info("instance %s/%s deregistered: its lease ended", service, instance_id)
 
+    # -- audit batches (beside the KV prefix, so the feed never reads them) ----------
+
+    @property
+    def audit_prefix(self) -> str:
+        """Where audit batches live: ``hub/`` keeps them in ``hub.audit/``."""
+        return self.kv_prefix[:-1] + ".audit/"
+
+    async def _audit_put(self, name: str, lines: list[bytes]) -> None:
+        value = base64.b64encode(b"\n".join(lines)).decode()
+        op = {"KV": {"Verb": "set", "Key": self.audit_prefix + name, "Value": value}}
+        committed, _, errors = await self._run(self._txn, [op])
+        if not committed:
+            raise BackendUnavailable(f"Consul refused an audit batch: {errors}")
+
+    async def _audit_names(self) -> list[str]:
+        def list_names(c: consul.Consul) -> list[str]:
+            _, keys = c.kv.get(self.audit_prefix, keys=True)
+            return [str(k)[len(self.audit_prefix) :] for k in keys or []]
+
+        return await self._run(self._call, list_names)
+
+    async def _audit_get(self, name: str) -> bytes | None:
+        def get_one(c: consul.Consul) -> bytes | None:
+            _, entry = c.kv.get(self.audit_prefix + name)
+            return bytes(entry["Value"] or b"") if entry else None
+
+        return await self._run(self._call, get_one)
+
+    async def _audit_delete(self, names: list[str]) -> None:
+        for start in range(0, len(names), 64):  # Consul's limit of operations per txn
+            ops = [
+                {"KV": {"Verb": "delete", "Key": self.audit_prefix + name}}
+                for name in names[start : start + 64]
+            ]
+            await self._run(self._txn, ops)
+
     # -- watch ----------------------------------------------------------------------
 
     async def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[WatchEvent]:

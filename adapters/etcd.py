@@ -1,7 +1,8 @@
 """The etcd backend: hub state in an etcd v3 cluster, through its HTTP/JSON gateway (etcd3gw).
 
 Every hub key lives under ``/<namespace>/`` so several hubs (or test runs) can share one
-etcd; the prefix is added on the way in and stripped on the way out.
+etcd; the prefix is added on the way in and stripped on the way out. Audit batches live
+beside it under ``/<namespace>.audit/``, outside every range and watch of the keyspace.
 
 Why raw gateway calls instead of etcd3gw's helpers: ``put()`` returns only ``True`` and
 ``get()`` drops the response header, so the revision of a write (needed for the hub's
@@ -188,6 +189,7 @@ class EtcdBackend(Backend):
             raise InvalidRequest("the etcd namespace must not be empty")
         self.namespace = cleaned
         self._prefix = f"/{cleaned}/"
+        self._audit_prefix = f"/{cleaned}.audit/"
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
@@ -482,6 +484,35 @@ class EtcdBackend(Backend):
                 {"revision": str(revision), "physical": True},
                 _Mode.WRITE,
             )
+
+    # -- audit batches (under their own prefix, never watched) -----------------------
+
+    async def _audit_put(self, name: str, lines: list[bytes]) -> None:
+        request = {
+            "key": _b64(self._audit_prefix + name),
+            "value": _b64_bytes(b"\n".join(lines)),
+        }
+        await self._run(self._call, "/kv/put", request, _Mode.WRITE)
+
+    async def _audit_names(self) -> list[str]:
+        body = {
+            "key": _b64(self._audit_prefix),
+            "range_end": _b64(prefix_end(self._audit_prefix)),
+            "keys_only": True,
+        }
+        answer = await self._run(self._call, "/kv/range", body, _Mode.READ)
+        start = len(self._audit_prefix)
+        return [_unb64(kv.get("key")).decode()[start:] for kv in answer.get("kvs") or []]
+
+    async def _audit_get(self, name: str) -> bytes | None:
+        body = {"key": _b64(self._audit_prefix + name)}
+        kvs = (await self._run(self._call, "/kv/range", body, _Mode.READ)).get("kvs") or []
+        return _unb64(kvs[0].get("value")) if kvs else None
+
+    async def _audit_delete(self, names: list[str]) -> None:
+        for name in names:
+            body = {"key": _b64(self._audit_prefix + name)}
+            await self._run(self._call, "/kv/deleterange", body, _Mode.WRITE)
 
     # -- leases ---------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 Layout follows k3s' kine: ``kv`` holds current values, ``log`` is an append-only revision
 log (its AUTOINCREMENT id *is* the revision), and watchers poll the log for rows past the
-revision they have seen. Leases live in ``leases``; a reaper deletes the keys of expired
-leases (logging DELETE events like any other write). The file uses WAL with
+revision they have seen. Audit records live in their own ``audit`` table, outside the
+keyspace and the revision log: appending them moves no revision and wakes no watcher.
+Leases live in ``leases``; a reaper deletes the keys of expired leases (logging DELETE
+events like any other write). The file uses WAL with
 ``synchronous=FULL``, so every acknowledged write survives a ``kill -9`` (and power loss).
 
 Several hub processes may open the same file: writes take SQLite's write lock
@@ -17,12 +19,16 @@ import contextlib
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import orjson
+
 from adapters.base import (
+    AuditQuery,
+    AuditRecord,
     Backend,
     Capabilities,
     EventType,
@@ -69,6 +75,15 @@ CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT,
+    token_id TEXT,
+    action TEXT,
+    record BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_by_tenant ON audit(tenant_id, id) WHERE tenant_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audit_by_token ON audit(token_id, id) WHERE token_id IS NOT NULL;
 """
 
 _PUT, _DELETE = 0, 1
@@ -384,6 +399,66 @@ class SQLiteBackend(Backend):
                 pass  # busy or briefly failing: the next round retries
             await asyncio.sleep(self.reap_interval)
 
+    # -- audit log (its own table: no revision, no watch event) -----------------------
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        rows = [
+            (
+                str(r["id"]),
+                _text(r.get("tenant_id")),
+                _text(r.get("token_id")),
+                _text(r.get("action")),
+                orjson.dumps(r),
+            )
+            for r in records
+        ]
+        if rows:
+            await self._run(self._append_audit_sync, rows)
+
+    def _append_audit_sync(self, rows: list[tuple[str, Any, Any, Any, bytes]]) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO audit (id, tenant_id, token_id, action, record) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    async def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        return await self._run(self._query_audit_sync, query)
+
+    def _query_audit_sync(self, query: AuditQuery) -> list[AuditRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("tenant_id", query.tenant_id), ("token_id", query.token_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.before is not None:
+            where.append("id < ?")
+            args.append(query.before)
+        if query.action is not None:
+            where.append("instr(action, ?) > 0")
+            args.append(query.action)
+        sql = "SELECT record FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._db().execute(f"{sql} ORDER BY id DESC LIMIT ?", (*args, query.limit))
+        return [orjson.loads(row[0]) for row in rows.fetchall()]
+
+    async def trim_audit(self, *, older_than: str, max_records: int) -> int:
+        return await self._run(self._trim_audit_sync, older_than, max_records)
+
+    def _trim_audit_sync(self, older_than: str, max_records: int) -> int:
+        with self._write() as conn:
+            deleted = conn.execute("DELETE FROM audit WHERE id < ?", (older_than,)).rowcount
+            # The newest record beyond the allowance; it and everything older go.
+            row = conn.execute(
+                "SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?", (max_records,)
+            ).fetchone()
+            if row is not None:
+                deleted += conn.execute("DELETE FROM audit WHERE id <= ?", (row[0],)).rowcount
+        return int(deleted)
+
     # -- watch ----------------------------------------------------------------------
 
     async def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[WatchEvent]:
@@ -445,6 +520,10 @@ def _kv(row: tuple[Any, ...]) -> KeyValue:
         version=row[4],
         lease=row[5],
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _check_revision(key: str, actual: int, expected: int | None) -> None:

@@ -73,6 +73,10 @@ class SmoothWeightedRoundRobin:
                 del current[iid]
         return best
 
+    def forget(self, service: str) -> None:
+        """Drop the counters of a service that has left the catalog."""
+        self._current.pop(service, None)
+
 
 def p2c_cost(candidate: Candidate) -> float | None:
     """What power of two choices minimises: EWMA latency scaled up by reported load."""
@@ -88,6 +92,10 @@ class EndpointSelector:
     def __init__(self, rng: random.Random | None = None) -> None:
         self.rng = rng or random.Random()
         self.round_robin = SmoothWeightedRoundRobin()
+
+    def forget(self, service: str) -> None:
+        """Drop the selection state of a service that has left the catalog."""
+        self.round_robin.forget(service)
 
     def pick(self, service: str, candidates: CandidateSet, strategy: str) -> Candidate | None:
         """One endpoint, or ``None`` when there is no candidate.

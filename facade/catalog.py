@@ -8,6 +8,7 @@ endpoint selection.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -373,6 +374,9 @@ class CatalogIndex:
         self.services: dict[str, ServiceState] = {}
         self.catalog_version = 0
         """Bumped on every instance change (not health changes): lets the prober resync."""
+        self.on_service_gone: list[Callable[[str], None]] = []
+        """Called with a service's name when its last instance has gone, so whatever was
+        kept per service (circuits, selection state) is forgotten with it."""
 
     def reset(self, items: dict[str, KeyValue]) -> None:
         """Rebuild from a snapshot (both prefixes arrive through separate listeners)."""
@@ -381,6 +385,7 @@ class CatalogIndex:
 
     def reset_prefix(self, prefix: str, items: dict[str, KeyValue]) -> None:
         """Forget everything under one prefix, then load ``items``."""
+        had_instances = self._with_instances()
         if prefix == CATALOG_PREFIX:
             self.catalog_version += 1
         for state in self.services.values():
@@ -391,14 +396,36 @@ class CatalogIndex:
             state.invalidate()
         self.reset(items)
         self._drop_empty()
+        if prefix == CATALOG_PREFIX:
+            for name in sorted(had_instances - self._with_instances()):
+                self._gone(name)
 
     def apply(self, event: WatchEvent, previous: KeyValue | None) -> None:
         """Apply one change."""
         if event.type is EventType.PUT:
             self._put(event.key, event.value or b"", event.revision)
         else:
+            parts = self._split(event.key)
             self._delete(event.key)
+            if parts is not None and parts[0] == CATALOG_PREFIX:
+                state = self.services.get(parts[1])
+                if state is None or not state.instances:
+                    self._gone(parts[1])
         self._drop_empty()
+
+    def service_count(self) -> int:
+        """How many services have at least one instance."""
+        return sum(1 for s in self.services.values() if s.instances)
+
+    def _with_instances(self) -> set[str]:
+        return {name for name, state in self.services.items() if state.instances}
+
+    def _gone(self, name: str) -> None:
+        for callback in self.on_service_gone:
+            try:
+                callback(name)
+            except Exception:  # one consumer's bug must not stop the catalog
+                log.exception("forgetting service %s failed", name)
 
     def get(self, name: str) -> ServiceState | None:
         """One service, if it has instances."""

@@ -46,7 +46,7 @@ import pybreaker
 from adapters import Backend, EventType, KeyValue, WatchEvent
 from facade.checks import iso_utc, parse_iso_utc
 from facade.view import StateView
-from shared.errors import BackendUnavailable, RevisionConflict
+from shared.errors import BackendUnavailable, HubError, RevisionConflict
 from shared.tenancy import TIERS
 
 log = logging.getLogger("central_hub.circuits")
@@ -404,6 +404,7 @@ class CircuitBreakers:
         self.half_open_successes = half_open_successes
         self.visibility_timeout = visibility_timeout
         self._circuits: dict[str, dict[str, TierCircuit]] = {}
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     # -- reading (hot path) ---------------------------------------------------------
 
@@ -542,15 +543,39 @@ class CircuitBreakers:
         parts = self._split(event.key)
         if parts is None:
             return
-        circuit = self._circuit(*parts)
         if event.type is EventType.DELETE:
-            circuit.storage.forget()
-        elif event.revision > circuit.storage.revision:
+            # Never create a circuit just to close it (a departed service's records go).
+            known = self._circuits.get(parts[0], {}).get(parts[1])
+            if known is not None:
+                known.storage.forget()
+            return
+        circuit = self._circuit(*parts)
+        if event.revision > circuit.storage.revision:
             self._load(
                 circuit,
                 KeyValue(event.key, event.value or b"", event.revision, event.revision),
             )
 
     def forget_service(self, service: str) -> None:
-        """Drop a service's local windows (it left the catalog)."""
+        """Forget a service that left the catalog: its circuits here and, in the
+        background, its stored circuit records (compare-and-set, so of several replicas
+        doing the same one deletes and the others find nothing to do)."""
         self._circuits.pop(service, None)
+        stored = [kv for tier in self.policies if (kv := self.view.get(circuit_key(service, tier)))]
+        if not stored:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self._delete_records(stored))
+        except RuntimeError:  # no event loop (a synchronous caller): nothing to delete with
+            return
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _delete_records(self, stored: list[KeyValue]) -> None:
+        for kv in stored:
+            try:
+                await self.backend.delete(kv.key, if_revision=kv.mod_revision)
+            except RevisionConflict:
+                pass  # written again meanwhile (the service is back) or already deleted
+            except HubError as exc:
+                log.warning("circuit record %s of a departed service kept: %s", kv.key, exc)

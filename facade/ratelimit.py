@@ -11,6 +11,7 @@ call), then refills at the hourly rate.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,15 +56,18 @@ class RateLimiter:
         self.calls_per_hour = calls_per_hour or TIER_CALLS_PER_HOUR
         self.limit_of = limit_of
         self.max_buckets = max_buckets
-        self._buckets: dict[str, TokenBucket] = {}
+        # Least recently used first: at the bound the idlest caller's bucket goes (which
+        # only forgives it), never everyone's at once.
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def _bucket(self, key: str, capacity: float, rate: float, now: float) -> TokenBucket:
         bucket = self._buckets.get(key)
         if bucket is None or bucket.capacity != capacity or bucket.rate != rate:
-            if len(self._buckets) >= self.max_buckets:
-                self._buckets.clear()  # bounded memory; forgetting only forgives callers
             bucket = TokenBucket(capacity, rate, capacity, now)
             self._buckets[key] = bucket
+            while len(self._buckets) > self.max_buckets:
+                self._buckets.popitem(last=False)
+        self._buckets.move_to_end(key)
         return bucket
 
     def admit(self, token_id: str, tenant_id: str | None, tier: str | None) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from adapters import Backend, create_backend
-from facade.audit import AuditLog
+from facade.audit import AuditLog, AuditMetrics
 from facade.catalog import CatalogIndex, catalog_listeners
 from facade.circuit_service import CircuitService
 from facade.circuits import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
@@ -91,7 +91,12 @@ class Hub:
         self.view.add_listener(TOKENS_PREFIX, self.grants)
         self.tenant_directory.on_change.append(self.grants.tenants_changed)
         self.grants.on_end.append(self.config.changes.notify)
-        self.audit = AuditLog(self.backend)
+        self.audit = AuditLog(
+            self.backend,
+            retention_days=settings.audit_retention_days,
+            max_records=settings.audit_max_records,
+        )
+        self.metrics_registry.register(AuditMetrics(self.audit))
         self._bootstrap_task: asyncio.Task[None] | None = None
 
     def _init_health(self, settings: HubSettings) -> None:
@@ -118,6 +123,10 @@ class Hub:
             default_strategy=settings.selection_strategy,
         )
         self.circuit_service = CircuitService(self.view, self.discovery, self.circuits)
+        self.catalog.on_service_gone += [
+            self.circuits.forget_service,
+            self.discovery.selector.forget,
+        ]
         native = self.backend.capabilities.native_health_checks
         self.health_checks = HealthService(
             self.view, self.catalog, self.discovery, checked_by="backend" if native else "hub"
@@ -196,6 +205,7 @@ class Hub:
                 opened = False
                 log.error("backend %s unreachable at start-up: %s", self.backend.name, exc)
         await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
+        self.audit.start()
         if not self.view.synced:
             log.error("started without a backend sync; serving nothing until it returns")
         if self.prober_election is not None:
@@ -243,6 +253,7 @@ class Hub:
             await self.prober_election.stop()
         self.config.changes.close()  # ends config streams and long polls
         await self.webhooks.stop()
+        await self.audit.stop()  # stores the queued records while the backend is open
         if self._bootstrap_task is not None and not self._bootstrap_task.done():
             self._bootstrap_task.cancel()
         await self.view.stop()
@@ -275,7 +286,7 @@ class Hub:
                 "revision": self.view.revision,
                 "synced": self.view.synced,
                 "stale": self.view.stale,
-                "services": len(self.catalog.services),
+                "services": self.catalog.service_count(),
                 "instances": self.catalog.instance_count(),
             },
             "prober": self._prober_health(),

@@ -136,6 +136,15 @@ class HubSettings(BaseSettings):
         le=100_000,
         description="ErrorDNA groups kept per service; the least recently seen goes first.",
     )
+    audit_retention_days: float = Field(
+        30, gt=0, le=36_500, description="Audit records older than this many days are deleted."
+    )
+    audit_max_records: int = Field(
+        1_000_000,
+        ge=1_000,
+        le=1_000_000_000,
+        description="Most audit records kept; the oldest go first.",
+    )
     config_keepalive: float = Field(
         15.0, gt=0, le=300, description="Seconds between keep-alive comments on config streams."
     )

@@ -118,6 +118,7 @@ def etcd_backend_factory(etcd_server: EtcdCluster) -> Iterator[BackendFactory]:
     # (and revisions) landing in the next test.
     for namespace in namespaces:
         etcd_server.delete_prefix(f"/{namespace}/")
+        etcd_server.delete_prefix(f"/{namespace}.audit/")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
+from pathlib import Path
 
 import orjson
 
 from adapters import EventType, WatchEvent
-from facade.balancing import SmoothWeightedRoundRobin
+from adapters.sqlite import SQLiteBackend
+from facade.balancing import STRATEGIES, EndpointSelector, SmoothWeightedRoundRobin
 from facade.catalog import CatalogIndex, Instance, endpoint_url
+from facade.circuits import CircuitBreakers
+from facade.discovery import DiscoveryService
+from facade.tenants import TenantDirectory
+from facade.view import StateView
+from shared.tenancy import TenantContext
 
 
 def put(index: CatalogIndex, key: str, value: dict[str, object], rev: int) -> None:
@@ -69,3 +77,35 @@ def test_smooth_weighted_round_robin_interleaves_exactly() -> None:
 
 def test_ipv6_urls_are_bracketed() -> None:
     assert endpoint_url("http", "::1", 80) == "http://[::1]:80"
+
+
+def test_only_the_healthy_instance_is_offered_beside_a_degraded_one(tmp_path: Path) -> None:
+    index = CatalogIndex()
+    put(index, "catalog/svc/a", record("a", 1), 1)
+    put(index, "catalog/svc/b", record("b", 2), 2)
+    put(index, "health/svc/a", {"status": "healthy"}, 3)
+    put(index, "health/svc/b", {"status": "degraded"}, 4)
+    state = index.get("svc")
+    assert state is not None
+    healthy_url = endpoint_url("http", "127.0.0.1", 1)
+    candidates = state.candidates()
+    assert [c.instance.instance_id for c in candidates.candidates] == ["a"]
+    assert candidates.degraded_fallback is False
+    selector = EndpointSelector(random.Random(7))
+    for strategy in STRATEGIES:
+        picks = [selector.pick("svc", candidates, strategy) for _ in range(50)]
+        assert {p.instance.instance_id for p in picks if p is not None} == {"a"}, strategy
+        assert None not in picks
+    # Discovery answers from the same index (no backend call: the view is never started).
+    backend = SQLiteBackend(tmp_path)
+    view = StateView(backend)
+    discovery = DiscoveryService(view, index, CircuitBreakers(backend, view), TenantDirectory())
+    for ctx in (TenantContext(), TenantContext(tenant_id="t1", tier="enterprise")):
+        for strategy in STRATEGIES:
+            answer = discovery.discover("svc", ctx, strategy)
+            assert answer["recommended_endpoint"] == healthy_url
+            assert answer["all_healthy_endpoints"] == [healthy_url]
+            assert [e["instance_id"] for e in answer["endpoints"]] == ["a"]
+            assert answer["degraded_fallback"] is False
+            chosen = discovery.endpoint("svc", ctx, strategy)
+            assert (chosen["instance_id"], chosen["status"]) == ("a", "healthy")
