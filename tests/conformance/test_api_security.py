@@ -319,6 +319,7 @@ SHARED_PARAMS = {
     "token_id": "token routes are admin-only",
     "resource_type": "a kind of resource, not an object",
     "type": "a kind of resource, not an object",
+    "tier": "a tier's layer of the global config, shared by every tenant of that tier",
 }
 
 
