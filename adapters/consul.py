@@ -83,6 +83,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -601,7 +602,7 @@ class ConsulBackend(Backend):
             ops: list[dict[str, Any]] = []
             for put in puts:
                 full = self._full(put.key)
-                _, entry = self._call(lambda c, full=full: c.kv.get(full))
+                _, entry = self._call(partial(_kv_get, full))
                 actual = int(entry["ModifyIndex"]) if entry else 0
                 _check_revision(put.key, actual, put.if_revision)
                 version = max(1, int(entry.get("Flags") or 0)) + 1 if entry else 1
@@ -1379,6 +1380,10 @@ def _parse_lease_record(value: bytes) -> tuple[str, int, float] | None:
         return str(record["session"]), int(record["ttl"]), float(record["deadline"])
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _kv_get(key: str, c: consul.Consul) -> tuple[Any, Any]:
+    return c.kv.get(key)
 
 
 def _check_revision(key: str, actual: int, expected: int | None) -> None:
