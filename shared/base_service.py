@@ -277,6 +277,11 @@ class BaseService:
         self.started_at = time.time()
         self._deregistered = False
         await self.on_start()
+        if not self.config.hub_token:
+            self.logger.warning(
+                f"no hub token (set {HUB_TOKEN_VARIABLE}): the hub refuses the registration "
+                "unless it runs in dev mode; /health answers 503 until it is accepted"
+            )
         self._spawn(self._registration_loop(), "registration")
         if self.config.config_tenant_id or self.config.follow_global_config:
             self._spawn(self._config_loop(self.config.config_tenant_id), "config")
