@@ -217,10 +217,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _unusable_data_dir(settings: HubSettings) -> str | None:
-    """Why the embedded backend's data directory cannot hold the store, if it cannot."""
-    directories = [settings.bootstrap_token_path.parent]
+    """Why the data directory (embedded store, bootstrap token file) is unusable, if it is."""
+    directories = []
     if settings.backend == "embedded":
-        directories.insert(0, settings.data_dir)
+        directories.append(settings.data_dir)
+    if settings.admin_token is None and not settings.dev:  # the bootstrap token's file
+        directories.append(settings.bootstrap_token_path.parent)
     for directory in directories:
         try:
             directory.mkdir(parents=True, exist_ok=True)
