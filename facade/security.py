@@ -369,13 +369,19 @@ class Bootstrapped:
 
 
 BOOTSTRAP_PAUSE_ENV = "HUB_TEST_BOOTSTRAP_PAUSE"
-"""Test-only fault injection: the bootstrap step named here stops forever (before-commit,
-after-commit, after-file) so a test can kill the process at exactly that point."""
+"""Test-only fault injection: ``<step>`` stops the bootstrap at that step forever (so a
+test can kill the process exactly there), ``<step>:<seconds>`` only for that long. Steps:
+before-commit, after-commit, after-file. Never set it in production."""
 
 
 async def _test_pause(step: str) -> None:
-    if os.environ.get(BOOTSTRAP_PAUSE_ENV) == step:
-        print(f"central-hub: test hook: bootstrap paused at {step}", file=sys.stderr, flush=True)
+    wanted, _, seconds = os.environ.get(BOOTSTRAP_PAUSE_ENV, "").partition(":")
+    if wanted != step:
+        return
+    print(f"central-hub: test hook: bootstrap paused at {step}", file=sys.stderr, flush=True)
+    if seconds:
+        await asyncio.sleep(float(seconds))
+    else:
         await asyncio.Event().wait()
 
 

@@ -245,3 +245,28 @@ def test_token_cli_follows_the_hubs_environment_and_names_failing_fields(
     assert refused.returncode == 1
     assert "invalid_request" in refused.stderr
     assert "role" in refused.stderr.split("validation", 1)[1]
+
+
+def test_shutdown_during_bootstrap_waits_for_it_to_finish(
+    hub_processes: HubFactory, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    token_file = data / "admin-token"
+    first = hub_processes(
+        args=["--data-dir", str(data)],
+        admin_token=None,
+        env={"HUB_TEST_BOOTSTRAP_PAUSE": "before-commit:5"},
+    ).start()
+    wait_for_log(first, "bootstrap paused at before-commit")
+    first.stop()  # SIGTERM while the bootstrap is half-way
+    assert first.proc is not None
+    assert first.proc.returncode in (0, -15)
+    assert token_file.exists(), first.log()
+    token = token_file.read_text().strip()
+    assert first.log().count(token) == 1  # finished, and shown, before the exit
+    again = hub_processes(args=["--data-dir", str(data)], admin_token=None, port=first.port)
+    again.start()
+    assert admin_works(again, token)
+    time.sleep(0.5)
+    # Same port, same log file: only this start's part counts.
+    assert "bootstrap admin token" not in again.log().split("Started server process")[-1]
