@@ -310,7 +310,9 @@ class TokenService:
         recovered = False
         if marker is not None:
             token_id = orjson.loads(marker.value).get("token_id")
-            if token_id is not None and self.view.get(TOKENS_PREFIX + token_id) is not None:
+            # The backend, not the view: a view may hold a marker a moment before the
+            # token record written with it (the embedded store gives each its revision).
+            if token_id is not None and await self.backend.get(TOKENS_PREFIX + token_id):
                 return self._finish_interrupted_move(token_file, token_id)
             if token_id is None and any(
                 orjson.loads(kv.value).get("created_by") == "bootstrap"
@@ -327,20 +329,23 @@ class TokenService:
         try:
             revision = await self.backend.put_all(
                 [
+                    # The record first: whoever sees the marker has seen its token.
+                    Put(TOKENS_PREFIX + record["id"], orjson.dumps(record), if_revision=0),
                     Put(
                         BOOTSTRAP_KEY,
                         orjson.dumps({"at": record["created_at"], "token_id": record["id"]}),
                         if_revision=expected_marker,
                     ),
-                    Put(TOKENS_PREFIX + record["id"], orjson.dumps(record), if_revision=0),
                 ]
             )
         except RevisionConflict:
-            pending.unlink(missing_ok=True)
-            return None  # another replica bootstrapped first
-        except BaseException:
-            pending.unlink(missing_ok=True)
-            raise
+            won = await self.backend.get(BOOTSTRAP_KEY)
+            if won is None or orjson.loads(won.value).get("token_id") != record["id"]:
+                pending.unlink(missing_ok=True)
+                return None  # another replica bootstrapped first
+            revision = won.mod_revision  # a retried write of ours that had committed
+        # Any other failure keeps the pending file: the write may have committed after
+        # all, and the next attempt then finds the marker naming it and moves it in place.
         await _test_pause("after-commit")
         os.replace(pending, token_file)
         _remove_pending(token_file)

@@ -270,3 +270,29 @@ def test_shutdown_during_bootstrap_waits_for_it_to_finish(
     time.sleep(0.5)
     # Same port, same log file: only this start's part counts.
     assert "bootstrap admin token" not in again.log().split("Started server process")[-1]
+
+
+async def test_replicas_bootstrapping_one_store_issue_one_working_token(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import contextlib
+
+    from facade.security import TOKENS_PREFIX
+    from tests.integration.conftest import running_hub
+
+    data = tmp_path / "data"
+    async with contextlib.AsyncExitStack() as stack:
+        replicas = [
+            await stack.enter_async_context(running_hub(data, admin_token=None)) for _ in range(4)
+        ]
+        await asyncio.gather(*(r.hub.wait_bootstrapped() for r in replicas))
+        tokens = [kv for kv in replicas[0].hub.view.items(TOKENS_PREFIX)]
+        assert len(tokens) == 1
+        token = (data / "admin-token").read_text().strip()
+        for replica in replicas:
+            answer = await replica.client.get(
+                "/tokens", headers={"authorization": f"Bearer {token}"}
+            )
+            assert answer.status_code == 200
+    assert list(data.glob("admin-token.*")) == []
