@@ -237,8 +237,9 @@ def _unusable_data_dir(settings: HubSettings) -> str | None:
 
 
 def _unreachable_backend(settings: HubSettings) -> str | None:
-    """With --require-backend: why the backend cannot be reached, if it cannot."""
-    if not settings.require_backend:
+    """Why the backend cannot be opened, if it cannot: always checked for the embedded
+    store (local, so nothing to wait for), for the others with --require-backend."""
+    if not settings.require_backend and settings.backend != "embedded":
         return None
     from adapters import create_backend
     from shared.errors import HubError
@@ -249,6 +250,8 @@ def _unreachable_backend(settings: HubSettings) -> str | None:
             await backend.open()
             await backend.current_revision()
         except HubError as exc:
+            if settings.backend == "embedded":
+                return f"the embedded store cannot be opened (HUB_DATA_DIR / --data-dir): {exc}"
             return (
                 f"backend {settings.backend} unreachable at start-up (tried "
                 f"{_endpoint_of(backend.describe())}) and --require-backend is set: {exc}"

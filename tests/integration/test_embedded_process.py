@@ -128,6 +128,18 @@ def test_unusable_data_dir_stops_startup_with_one_clear_line(tmp_path: Path) -> 
     assert "HUB_DATA_DIR" in lines[0]
 
 
+def test_unreadable_embedded_store_stops_startup_with_one_clear_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hub.sqlite3").write_bytes(b"this is not an SQLite database" * 100)
+    result = run_cli("run", "--port", str(free_port()), "--data-dir", str(data), cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "embedded store" in lines[0]
+    assert "HUB_DATA_DIR" in lines[0]
+
+
 def test_unreachable_backend_is_fatal_only_with_require_backend(
     hub_processes: HubFactory, tmp_path: Path
 ) -> None:
