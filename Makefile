@@ -3,16 +3,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make run` needs only the hub's own dependencies; the dev toolchain comes with STAMP.
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: run test lint typecheck pytest bench bench-etcd clean proto
 
-$(STAMP): pyproject.toml
+# pip's progress stays visible: the first install takes a while.
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(BIN)/pip install -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/central-hub run
 
 lint: $(STAMP)

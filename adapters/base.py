@@ -42,6 +42,19 @@ def catalog_key(service: str, instance_id: str) -> str:
     return f"{CATALOG_PREFIX}{service}/{instance_id}"
 
 
+def check_puts(puts: Sequence[Put]) -> None:
+    """Refuse a :meth:`Backend.put_all` batch that no backend can apply atomically."""
+    from shared.errors import InvalidRequest
+
+    keys = [p.key for p in puts]
+    if not keys:
+        raise InvalidRequest("put_all needs at least one write")
+    if len(set(keys)) != len(keys):
+        raise InvalidRequest("put_all writes each key at most once")
+    if any(k.startswith(CATALOG_PREFIX) for k in keys):
+        raise InvalidRequest("catalog keys cannot be written by put_all")
+
+
 def prefix_end(prefix: str) -> str:
     """The smallest string greater than every string that starts with ``prefix``."""
     if not prefix:
@@ -87,6 +100,15 @@ class Snapshot:
 
     items: list[KeyValue]
     revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """One write of :meth:`Backend.put_all`; ``if_revision`` as in :meth:`Backend.put`."""
+
+    key: str
+    value: bytes
+    if_revision: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +236,17 @@ class Backend(abc.ABC):
         ``n`` only if the key's ``mod_revision`` is ``n``. A failed condition raises
         :class:`~shared.errors.RevisionConflict` and writes nothing. An unknown or expired
         ``lease`` raises :class:`~shared.errors.LeaseNotFound`.
+        """
+
+    @abc.abstractmethod
+    async def put_all(self, puts: Sequence[Put]) -> int:
+        """Write several keys in one transaction: all of them, or none.
+
+        Every ``if_revision`` condition is checked before anything is written; one that
+        fails raises :class:`~shared.errors.RevisionConflict` and writes nothing. Keys
+        must be distinct and outside the catalog; leases are not supported here. Returns
+        the revision of the last write (backends with one revision per transaction give
+        every write that revision).
         """
 
     @abc.abstractmethod

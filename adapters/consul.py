@@ -79,10 +79,11 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -97,8 +98,10 @@ from adapters.base import (
     EventType,
     KeyValue,
     Lease,
+    Put,
     Snapshot,
     WatchEvent,
+    check_puts,
 )
 from shared.errors import (
     BackendPermissionDenied,
@@ -585,6 +588,44 @@ class ConsulBackend(Backend):
                 raise LeaseNotFound(f"lease {lease} does not exist or has expired")
             raise BackendUnavailable(f"Consul rolled back the write of {key!r}: {errors}")
         raise BackendTimeout(f"key {key!r} kept changing; the write gave up")
+
+    async def put_all(self, puts: Sequence[Put]) -> int:
+        check_puts(puts)
+        if any(self._is_internal(p.key) for p in puts):
+            raise InvalidRequest(f"keys under {INTERNAL_DIR!r} are reserved by the backend")
+        rev = await self._run(self._put_all_sync, list(puts))
+        await self._wait_for(lambda: self._kv_index >= rev)
+        return rev
+
+    def _put_all_sync(self, puts: list[Put]) -> int:
+        for _ in range(32):  # bounded retries when another writer races an unconditional put
+            ops: list[dict[str, Any]] = []
+            for put in puts:
+                full = self._full(put.key)
+                _, entry = self._call(partial(_kv_get, full))
+                actual = int(entry["ModifyIndex"]) if entry else 0
+                _check_revision(put.key, actual, put.if_revision)
+                version = max(1, int(entry.get("Flags") or 0)) + 1 if entry else 1
+                ops.append(
+                    {"KV": {"Verb": "check-index", "Key": full, "Index": actual}}
+                    if entry
+                    else {"KV": {"Verb": "check-not-exists", "Key": full}}
+                )
+                value = base64.b64encode(bytes(put.value)).decode()
+                ops.append({"KV": {"Verb": "set", "Key": full, "Value": value, "Flags": version}})
+            committed, results, errors = self._txn(ops)
+            if committed:
+                return max(int(r["KV"]["ModifyIndex"]) for r in results if r.get("KV"))
+            failed = {int(e.get("OpIndex", -1)) for e in errors}
+            if not failed or any(i < 0 or i % 2 for i in failed):  # not only the checks
+                raise BackendUnavailable(f"Consul rolled back the transaction: {errors}")
+            if any(p.if_revision is not None for p in puts):
+                raise RevisionConflict(
+                    "a key of the transaction changed concurrently",
+                    details={"keys": [p.key for p in puts]},
+                )
+            log.debug("put_all raced another writer: %s", errors)
+        raise BackendTimeout("the keys kept changing; the transaction gave up")
 
     async def delete(self, key: str, *, if_revision: int | None = None) -> int | None:
         if if_revision == 0:
@@ -1375,6 +1416,10 @@ def _parse_lease_record(value: bytes) -> tuple[str, int, float] | None:
         return str(record["session"]), int(record["ttl"]), float(record["deadline"])
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _kv_get(key: str, c: consul.Consul) -> tuple[Any, Any]:
+    return c.kv.get(key)
 
 
 def _check_revision(key: str, actual: int, expected: int | None) -> None:

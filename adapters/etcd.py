@@ -43,7 +43,7 @@ import contextlib
 import enum
 import json
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -60,8 +60,10 @@ from adapters.base import (
     EventType,
     KeyValue,
     Lease,
+    Put,
     Snapshot,
     WatchEvent,
+    check_puts,
     prefix_end,
 )
 from shared.errors import (
@@ -430,6 +432,50 @@ class EtcdBackend(Backend):
             answer = await self._run(self._call, "/kv/put", request, _Mode.WRITE)
             return _revision(answer)
         return await self._run(self._txn_sync, key, full, if_revision, {"request_put": request})
+
+    async def put_all(self, puts: Sequence[Put]) -> int:
+        check_puts(puts)
+        return await self._run(self._put_all_sync, list(puts))
+
+    def _put_all_sync(self, puts: list[Put]) -> int:
+        compares: list[dict[str, Any]] = []
+        failure: list[dict[str, Any]] = []
+        for put in puts:
+            if put.if_revision is None:
+                continue
+            full = _b64(self._full(put.key))
+            compare: dict[str, Any] = {"key": full, "result": "EQUAL"}
+            if put.if_revision == 0:
+                compare.update(target="CREATE", create_revision="0")
+            else:
+                compare.update(target="MOD", mod_revision=str(put.if_revision))
+            compares.append(compare)
+            failure.append({"request_range": {"key": full}})
+        success = [
+            {"request_put": {"key": _b64(self._full(p.key)), "value": _b64_bytes(bytes(p.value))}}
+            for p in puts
+        ]
+        answer = self._call(
+            "/kv/txn",
+            {"compare": compares, "success": success, "failure": failure},
+            _Mode.WRITE,
+        )
+        if not answer.get("succeeded"):
+            conditioned = [p for p in puts if p.if_revision is not None]
+            for put, response in zip(conditioned, answer.get("responses") or [], strict=False):
+                kvs = (response.get("response_range") or {}).get("kvs") or []
+                actual = _int(kvs[0].get("mod_revision")) if kvs else 0
+                if actual != put.if_revision:
+                    raise RevisionConflict(
+                        f"key {put.key!r} is at revision {actual}, not {put.if_revision}",
+                        details={
+                            "key": put.key,
+                            "expected_revision": put.if_revision,
+                            "actual_revision": actual,
+                        },
+                    )
+            raise RevisionConflict("a key of the transaction changed concurrently")
+        return _revision(answer)
 
     async def delete(self, key: str, *, if_revision: int | None = None) -> int | None:
         if if_revision == 0:

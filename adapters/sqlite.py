@@ -34,8 +34,10 @@ from adapters.base import (
     EventType,
     KeyValue,
     Lease,
+    Put,
     Snapshot,
     WatchEvent,
+    check_puts,
     prefix_end,
 )
 from shared.errors import (
@@ -295,6 +297,38 @@ class SQLiteBackend(Backend):
                     "VALUES (?, ?, ?, ?, 1, ?)",
                     (key, value, rev, rev, lease),
                 )
+            return rev
+
+    async def put_all(self, puts: Sequence[Put]) -> int:
+        check_puts(puts)
+        rev = await self._run(
+            self._put_all_sync, [(p.key, bytes(p.value), p.if_revision) for p in puts]
+        )
+        self._notify()
+        return rev
+
+    def _put_all_sync(self, puts: list[tuple[str, bytes, int | None]]) -> int:
+        with self._write() as conn:
+            existing = {}
+            for key, _, if_revision in puts:
+                row = conn.execute("SELECT mod_rev FROM kv WHERE key = ?", (key,)).fetchone()
+                _check_revision(key, row[0] if row else 0, if_revision)
+                existing[key] = row is not None
+            rev = 0
+            for key, value, _ in puts:
+                rev = self._append(conn, key, _PUT, value, None)
+                if existing[key]:
+                    conn.execute(
+                        "UPDATE kv SET value = ?, mod_rev = ?, version = version + 1, lease = NULL "
+                        "WHERE key = ?",
+                        (value, rev, key),
+                    )
+                else:
+                    conn.execute(
+                        "INSERT INTO kv (key, value, create_rev, mod_rev, version, lease) "
+                        "VALUES (?, ?, ?, ?, 1, NULL)",
+                        (key, value, rev, rev),
+                    )
             return rev
 
     async def delete(self, key: str, *, if_revision: int | None = None) -> int | None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from facade.settings import SettingsError, load_settings
+from facade.settings import HubSettings, SettingsError, load_settings
+from shared.errors import HubError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,31 +28,47 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--etcd-namespace", help="etcd key namespace (HUB_ETCD_NAMESPACE)")
     run.add_argument("--log-level", help="debug | info | warning | error (HUB_LOG_LEVEL)")
     run.add_argument(
+        "--require-backend",
+        action="store_const",
+        const=True,
+        help="exit at start-up if the backend cannot be reached (HUB_REQUIRE_BACKEND)",
+    )
+    run.add_argument(
         "--dev",
         action="store_const",
         const=True,
         help="no authentication at all; only on a loopback address (HUB_DEV)",
     )
 
-    token = sub.add_parser("token", help="manage API tokens through a running hub")
-    token.add_argument("--url", default="http://127.0.0.1:7000", help="the hub's address")
-    token.add_argument(
+    # --url and --token-file are accepted before and after the action (`token list --url`).
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help="the hub's address (default: http://HUB_HOST:HUB_PORT, else 127.0.0.1:7000)",
+    )
+    connection.add_argument(
         "--token-file",
         type=Path,
-        default=Path("hub-data") / "admin-token",
-        help="file holding an admin token (default: the bootstrap token file); "
-        "the HUB_TOKEN environment variable wins",
+        default=argparse.SUPPRESS,
+        help="file holding an admin token (default: HUB_TOKEN_FILE, else "
+        "HUB_DATA_DIR/admin-token, the bootstrap token file); HUB_TOKEN wins",
+    )
+    token = sub.add_parser(
+        "token", help="manage API tokens through a running hub", parents=[connection]
     )
     actions = token.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="issue a token (its secret is printed once)")
+    create = actions.add_parser(
+        "create", help="issue a token (its secret is printed once)", parents=[connection]
+    )
     create.add_argument("--role", required=True, help="admin|service|gateway|tenant|read-only")
     create.add_argument("--name", required=True, help="what the token is for")
     create.add_argument("--tenant-id", help="tenant tokens: their tenant")
     create.add_argument(
         "--service", action="append", dest="services", help="service tokens: a service name"
     )
-    actions.add_parser("list", help="list tokens (never secrets)")
-    revoke = actions.add_parser("revoke", help="revoke a token by id")
+    actions.add_parser("list", help="list tokens (never secrets)", parents=[connection])
+    revoke = actions.add_parser("revoke", help="revoke a token by id", parents=[connection])
     revoke.add_argument("token_id")
     return parser
 
@@ -64,15 +83,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def _default_url() -> str:
+    """The hub this machine's settings point at (HUB_HOST / HUB_PORT)."""
+    host = os.environ.get("HUB_HOST") or "127.0.0.1"
+    if host in ("0.0.0.0", "::", ""):  # a wildcard bind is reached on loopback
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    port = os.environ.get("HUB_PORT") or "7000"
+    return f"http://{host}:{port}"
+
+
+def _default_token_file() -> Path:
+    """Where ``central-hub run`` writes the bootstrap token with the same environment."""
+    configured = os.environ.get("HUB_TOKEN_FILE")
+    if configured:
+        return Path(configured)
+    from facade.security import BOOTSTRAP_TOKEN_FILE
+
+    return Path(os.environ.get("HUB_DATA_DIR") or "hub-data") / BOOTSTRAP_TOKEN_FILE
+
+
+def describe_error(error: HubError) -> str:
+    """One line: the hub's error code and message, then the failing field(s) if named."""
+    text = f"{error.code}: {error.message}"
+    details = error.details or {}
+    problems = details.get("errors")
+    if isinstance(problems, list) and problems:
+        fields = "; ".join(
+            f"{p.get('field', '?')}: {p.get('problem', 'invalid')}"
+            for p in problems
+            if isinstance(p, dict)
+        )
+        return f"{text} ({fields})"
+    shown = {k: v for k, v in details.items() if k != "errors"}
+    return f"{text} {json.dumps(shown, sort_keys=True)}" if shown else text
+
+
 def _token(args: argparse.Namespace) -> int:
     import httpx
 
     from shared.errors import error_from_payload
 
+    url = getattr(args, "url", None) or _default_url()
+    token_file: Path = getattr(args, "token_file", None) or _default_token_file()
     secret = os.environ.get("HUB_TOKEN")
     if not secret:
         try:
-            secret = args.token_file.read_text().strip()
+            secret = token_file.read_text().strip()
         except OSError as exc:
             print(
                 f"central-hub: no admin token: set HUB_TOKEN or --token-file ({exc})",
@@ -81,7 +139,7 @@ def _token(args: argparse.Namespace) -> int:
             return 2
     headers = {"authorization": f"Bearer {secret}"}
     try:
-        with httpx.Client(base_url=args.url, headers=headers, timeout=10) as client:
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
             if args.action == "create":
                 body = {"role": args.role, "name": args.name}
                 if args.tenant_id:
@@ -94,11 +152,15 @@ def _token(args: argparse.Namespace) -> int:
             else:
                 resp = client.delete(f"/tokens/{args.token_id}")
     except httpx.HTTPError as exc:
-        print(f"central-hub: cannot reach the hub at {args.url}: {exc}", file=sys.stderr)
+        print(f"central-hub: cannot reach the hub at {url}: {exc}", file=sys.stderr)
         return 1
     if resp.status_code >= 400:
-        error = error_from_payload(resp.json() if resp.content else None)
-        print(f"central-hub: {error.code}: {error.message}", file=sys.stderr)
+        try:
+            payload = resp.json() if resp.content else None
+        except ValueError:
+            payload = None
+        error = error_from_payload(payload)
+        print(f"central-hub: {describe_error(error)}", file=sys.stderr)
         return 1
     print(json.dumps(resp.json(), indent=2))
     return 0
@@ -115,6 +177,7 @@ def _run(args: argparse.Namespace) -> int:
             etcd_namespace=args.etcd_namespace,
             log_level=args.log_level,
             dev=args.dev,
+            require_backend=args.require_backend,
         )
     except SettingsError as exc:
         print(f"central-hub: {exc}", file=sys.stderr)
@@ -123,27 +186,89 @@ def _run(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    import uvicorn
+    from facade.server import bind, serve
+
+    # What makes a start hopeless is checked before anything is written: a half-started
+    # hub (e.g. one that bootstrapped, then could not listen) helps no one.
+    problem = _unusable_data_dir(settings) or _unreachable_backend(settings)
+    if problem:
+        print(f"central-hub: {problem}", file=sys.stderr)
+        return 1
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as exc:
+        print(
+            f"central-hub: cannot listen on {settings.host}:{settings.port} "
+            f"(HUB_HOST / HUB_PORT): {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
 
     from facade.app import create_app
 
     try:
         app = create_app(settings)
     except (ValueError, ImportError) as exc:
+        sock.close()
         print(f"central-hub: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        server_header=False,
-        # Long polls and event streams would otherwise hold a SIGTERM for up to their
-        # wait (minutes); after this many seconds the remaining requests are cancelled.
-        timeout_graceful_shutdown=5,
-    )
+    serve(app, settings, sock)
     return 0
+
+
+def _unusable_data_dir(settings: HubSettings) -> str | None:
+    """Why the data directory (embedded store, bootstrap token file) is unusable, if it is."""
+    directories = []
+    if settings.backend == "embedded":
+        directories.append(settings.data_dir)
+    if settings.admin_token is None and not settings.dev:  # the bootstrap token's file
+        directories.append(settings.bootstrap_token_path.parent)
+    for directory in directories:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=directory):
+                pass
+        except OSError as exc:
+            return (
+                f"the data directory {str(directory)!r} is not usable (HUB_DATA_DIR / "
+                f"--data-dir): {exc.strerror or exc}"
+            )
+    return None
+
+
+def _unreachable_backend(settings: HubSettings) -> str | None:
+    """Why the backend cannot be opened, if it cannot: always checked for the embedded
+    store (local, so nothing to wait for), for the others with --require-backend."""
+    if not settings.require_backend and settings.backend != "embedded":
+        return None
+    from adapters import create_backend
+    from shared.errors import HubError
+
+    async def probe() -> str | None:
+        backend = create_backend(settings.backend, **settings.backend_options())
+        try:
+            await backend.open()
+            await backend.current_revision()
+        except HubError as exc:
+            if settings.backend == "embedded":
+                return f"the embedded store cannot be opened (HUB_DATA_DIR / --data-dir): {exc}"
+            return (
+                f"backend {settings.backend} unreachable at start-up (tried "
+                f"{_endpoint_of(backend.describe())}) and --require-backend is set: {exc}"
+            )
+        finally:
+            await backend.close()
+        return None
+
+    return asyncio.run(probe())
+
+
+def _endpoint_of(described: dict[str, object]) -> str:
+    for key in ("endpoints", "address", "path"):
+        if key in described:
+            value = described[key]
+            return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return str(described)
 
 
 if __name__ == "__main__":

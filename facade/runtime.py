@@ -32,6 +32,9 @@ from shared.errors import BackendUnavailable, HubError
 
 log = logging.getLogger("central_hub")
 
+BOOTSTRAP_SHUTDOWN_WAIT = 30.0
+"""Seconds a shutdown waits for a bootstrap already writing its token."""
+
 
 class Hub:
     """Everything one hub process runs; routers reach it through ``app.state.hub``."""
@@ -98,6 +101,7 @@ class Hub:
         )
         self.metrics_registry.register(AuditMetrics(self.audit))
         self._bootstrap_task: asyncio.Task[None] | None = None
+        self._bootstrap_step: asyncio.Future[None] | None = None
 
     def _init_health(self, settings: HubSettings) -> None:
         """Circuits, endpoint selection, health answers and the prober (DESIGN.md 5-6)."""
@@ -202,8 +206,16 @@ class Hub:
             try:
                 await self.backend.open()
             except BackendUnavailable as exc:
+                if self.settings.require_backend:
+                    raise
                 opened = False
-                log.error("backend %s unreachable at start-up: %s", self.backend.name, exc)
+                log.error(
+                    "backend %s unreachable at start-up (tried %s): %s; serving stale-tolerant "
+                    "until it returns (--require-backend makes this fatal)",
+                    self.backend.name,
+                    self.backend.describe(),
+                    exc,
+                )
         await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
         self.audit.start()
         if not self.view.synced:
@@ -226,21 +238,29 @@ class Hub:
         while True:
             try:
                 if self.view.synced:
-                    path = self.settings.bootstrap_token_path
-                    token = await self.tokens.bootstrap(path)
-                    if token is not None:
-                        # Printed once, on purpose not through logging (which may be shipped).
-                        print(
-                            f"central-hub: bootstrap admin token (shown once, also in {path}, "
-                            f"mode 0600): {token}",
-                            file=sys.stderr,
-                            flush=True,
-                        )
+                    # Shielded: a shutdown during start-up (e.g. the port was taken) waits
+                    # for the transaction and the token file instead of cutting them short.
+                    self._bootstrap_step = asyncio.ensure_future(self._bootstrap_once())
+                    await asyncio.shield(self._bootstrap_step)
                     return
-            except HubError as exc:
+            except (HubError, OSError) as exc:
                 log.warning("bootstrap admin token not created yet: %s", exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _bootstrap_once(self) -> None:
+        path = self.settings.bootstrap_token_path
+        issued = await self.tokens.bootstrap(path)
+        if issued is None:
+            return
+        # Printed once, on purpose not through logging (which may be shipped).
+        why = "recovered from an interrupted bootstrap: new " if issued.recovered else ""
+        print(
+            f"central-hub: {why}bootstrap admin token (shown once, also in {path}, "
+            f"mode 0600): {issued.token}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     async def wait_bootstrapped(self) -> None:
         """Wait until the bootstrap step (if any) has finished."""
@@ -256,6 +276,9 @@ class Hub:
         await self.audit.stop()  # stores the queued records while the backend is open
         if self._bootstrap_task is not None and not self._bootstrap_task.done():
             self._bootstrap_task.cancel()
+        if self._bootstrap_step is not None and not self._bootstrap_step.done():
+            # Never half a bootstrap: let the transaction and the token file finish.
+            await asyncio.wait({self._bootstrap_step}, timeout=BOOTSTRAP_SHUTDOWN_WAIT)
         await self.view.stop()
         if self.owns_backend:
             await self.backend.close()

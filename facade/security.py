@@ -23,6 +23,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import sys
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from adapters import Backend, EventType, KeyValue, WatchEvent
+from adapters import Backend, EventType, KeyValue, Put, WatchEvent
 from facade.registry import utc_now
 from facade.view import StateView
 from shared.errors import (
@@ -316,27 +317,17 @@ class TokenService:
             raise InvalidRequest("only tenant tokens are bound to a tenant_id")
         if role is not Role.SERVICE and services:
             raise InvalidRequest("only service tokens are bound to service names")
-        token_id = secrets.token_hex(8)
-        secret = secrets.token_urlsafe(32)
-        record = {
-            "id": token_id,
-            "name": name,
-            "role": role.value,
-            "tenant_id": tenant_id,
-            "services": services or [],
-            "secret_sha256": _digest(secret),
-            "created_at": _now(),
-            "created_by": created_by,
-            "revoked_at": None,
-        }
+        token, record = _new_token(
+            role=role, name=name, created_by=created_by, tenant_id=tenant_id, services=services
+        )
         if expires_in is not None:
             expiry = datetime.fromtimestamp(time.time() + expires_in, UTC)
             record["expires_at"] = expiry.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         revision = await self.backend.put(
-            TOKENS_PREFIX + token_id, orjson.dumps(record), if_revision=0
+            TOKENS_PREFIX + record["id"], orjson.dumps(record), if_revision=0
         )
         await self.view.wait_for(revision, self.visibility_timeout)
-        return f"{TOKEN_PREFIX}{token_id}.{secret}", public_token(record)
+        return token, public_token(record)
 
     def list(self) -> list[dict[str, Any]]:
         """Every token's public record (never a secret or its hash)."""
@@ -363,26 +354,145 @@ class TokenService:
 
     # -- bootstrap --------------------------------------------------------------------
 
-    async def bootstrap(self, token_file: Path) -> str | None:
+    async def bootstrap(self, token_file: Path) -> Bootstrapped | None:
         """On the very first start of a hub keyspace, create an admin token.
 
-        Exactly one replica wins (compare-and-set on a marker key). The token goes to
-        ``token_file`` (mode 0600) and is returned so the caller can print it once.
+        The marker key and the token record are written in one compare-and-set
+        transaction, so exactly one replica wins and a keyspace is never marked without
+        its token. The token is first written to a pending file beside ``token_file``
+        (mode 0600) and moved into place once committed, so a crash at any step leaves
+        either nothing or a token that the next start finds. A marker whose token record
+        is missing (left by older versions) is repaired with a new token.
         Returns None when the keyspace was bootstrapped before.
         """
-        if self.view.get(BOOTSTRAP_KEY) is not None:
-            return None
+        marker = self.view.get(BOOTSTRAP_KEY)
+        expected_marker = 0
+        recovered = False
+        if marker is not None:
+            token_id = orjson.loads(marker.value).get("token_id")
+            # The backend, not the view: a view may hold a marker a moment before the
+            # token record written with it (the embedded store gives each its revision).
+            if token_id is not None and await self.backend.get(TOKENS_PREFIX + token_id):
+                return self._finish_interrupted_move(token_file, token_id)
+            if token_id is None and any(
+                orjson.loads(kv.value).get("created_by") == "bootstrap"
+                for kv in self.view.items(TOKENS_PREFIX)
+            ):
+                return None  # bootstrapped by a version whose marker named no token
+            log.warning("bootstrap marker found without its admin token record; issuing a new one")
+            expected_marker = marker.mod_revision
+            recovered = True
+        token, record = _new_token(role=Role.ADMIN, name="bootstrap admin", created_by="bootstrap")
+        pending = _pending_path(token_file, record["id"])
+        _write_private(pending, token)
+        await _test_pause("before-commit")
         try:
-            await self.backend.put(BOOTSTRAP_KEY, orjson.dumps({"at": _now()}), if_revision=0)
+            revision = await self.backend.put_all(
+                [
+                    # The record first: whoever sees the marker has seen its token.
+                    Put(TOKENS_PREFIX + record["id"], orjson.dumps(record), if_revision=0),
+                    Put(
+                        BOOTSTRAP_KEY,
+                        orjson.dumps({"at": record["created_at"], "token_id": record["id"]}),
+                        if_revision=expected_marker,
+                    ),
+                ]
+            )
         except RevisionConflict:
+            won = await self.backend.get(BOOTSTRAP_KEY)
+            if won is None or orjson.loads(won.value).get("token_id") != record["id"]:
+                pending.unlink(missing_ok=True)
+                return None  # another replica bootstrapped first
+            revision = won.mod_revision  # a retried write of ours that had committed
+        # Any other failure keeps the pending file: the write may have committed after
+        # all, and the next attempt then finds the marker naming it and moves it in place.
+        await _test_pause("after-commit")
+        os.replace(pending, token_file)
+        _remove_pending(token_file)
+        await _test_pause("after-file")
+        await self.view.wait_for(revision, self.visibility_timeout)
+        return Bootstrapped(token, recovered=recovered)
+
+    def _finish_interrupted_move(self, token_file: Path, token_id: str) -> Bootstrapped | None:
+        """Move a committed token's pending file into place (a start died in between)."""
+        pending = _pending_path(token_file, token_id)
+        if not pending.exists():
+            _remove_pending(token_file)
             return None
-        token, _ = await self.issue(role=Role.ADMIN, name="bootstrap admin", created_by="bootstrap")
-        token_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(token + "\n")
-        os.chmod(token_file, 0o600)
-        return token
+        token = pending.read_text().strip()
+        os.replace(pending, token_file)
+        _remove_pending(token_file)
+        return Bootstrapped(token, recovered=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrapped:
+    """The bootstrap admin token this start issued (or completed) and whether it recovered."""
+
+    token: str
+    recovered: bool = False
+
+
+BOOTSTRAP_PAUSE_ENV = "HUB_TEST_BOOTSTRAP_PAUSE"
+"""Test-only fault injection: ``<step>`` stops the bootstrap at that step forever (so a
+test can kill the process exactly there), ``<step>:<seconds>`` only for that long. Steps:
+before-commit, after-commit, after-file. Never set it in production."""
+
+
+async def _test_pause(step: str) -> None:
+    wanted, _, seconds = os.environ.get(BOOTSTRAP_PAUSE_ENV, "").partition(":")
+    if wanted != step:
+        return
+    print(f"central-hub: test hook: bootstrap paused at {step}", file=sys.stderr, flush=True)
+    if seconds:
+        await asyncio.sleep(float(seconds))
+    else:
+        await asyncio.Event().wait()
+
+
+def _pending_path(token_file: Path, token_id: str) -> Path:
+    return token_file.with_name(f"{token_file.name}.{token_id}.pending")
+
+
+def _remove_pending(token_file: Path) -> None:
+    if token_file.parent.is_dir():
+        for stale in token_file.parent.glob(f"{token_file.name}.*.pending"):
+            stale.unlink(missing_ok=True)
+
+
+def _write_private(path: Path, token: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, 0o600)
+
+
+def _new_token(
+    *,
+    role: Role,
+    name: str,
+    created_by: str,
+    tenant_id: str | None = None,
+    services: list[str] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """A fresh secret token and the record stored for it (holding only its hash)."""
+    token_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    record = {
+        "id": token_id,
+        "name": name,
+        "role": role.value,
+        "tenant_id": tenant_id,
+        "services": services or [],
+        "secret_sha256": _digest(secret),
+        "created_at": _now(),
+        "created_by": created_by,
+        "revoked_at": None,
+    }
+    return f"{TOKEN_PREFIX}{token_id}.{secret}", record
 
 
 def expiry_of(record: Mapping[str, Any]) -> float | None:

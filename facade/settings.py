@@ -51,6 +51,26 @@ class HubSettings(BaseSettings):
         le=60,
         description="How long a write waits for the local view to catch up (read-your-writes).",
     )
+    require_backend: bool = Field(
+        False,
+        description="Exit at start-up when the backend cannot be reached (default: start "
+        "stale-tolerant and keep retrying).",
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a client has to send a request's complete headers (slowloris guard).",
+    )
+    keepalive_timeout: int = Field(
+        5, ge=1, le=300, description="Seconds an idle keep-alive connection is kept open."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Most open connections and requests at once; beyond it requests get 503.",
+    )
     view_start_timeout: float = Field(
         10.0, gt=0, le=600, description="How long start-up waits for the first backend sync."
     )

@@ -22,8 +22,9 @@ Life cycle:
   expired. With ``config_tenant_id`` (or ``follow_global_config``) set, another task
   long-polls that tenant's effective configuration (or the global layer)
   and calls :meth:`on_config_change` with every new version (hot reload).
-- **health**: ``GET <health_endpoint>`` answers 200 with the service's state, 503 while
-  draining, so the hub's probes agree with the deregistration.
+- **health**: ``GET <health_endpoint>`` answers 200 with the service's state once it is
+  registered; 503 while unregistered (not ready: e.g. no ``CENTRAL_HUB_TOKEN``, or the hub
+  unreachable) and while draining, so the hub's probes agree with the deregistration.
 - **SIGTERM** (with :meth:`run`): the instance is deregistered *first*, then the service
   waits ``drain_seconds`` for callers holding the old discovery answer, and only then does
   uvicorn stop accepting connections and finish in-flight requests. A second signal
@@ -276,6 +277,11 @@ class BaseService:
         self.started_at = time.time()
         self._deregistered = False
         await self.on_start()
+        if not self.config.hub_token:
+            self.logger.warning(
+                f"no hub token (set {HUB_TOKEN_VARIABLE}): the hub refuses the registration "
+                "unless it runs in dev mode; /health answers 503 until it is accepted"
+            )
         self._spawn(self._registration_loop(), "registration")
         if self.config.config_tenant_id or self.config.follow_global_config:
             self._spawn(self._config_loop(self.config.config_tenant_id), "config")
@@ -338,15 +344,26 @@ class BaseService:
         finally:
             await self.stop()
 
+    @property
+    def is_registered(self) -> bool:
+        """Whether the hub currently holds this instance's registration."""
+        return self.registered.is_set() and not self._deregistered
+
     def health(self) -> dict[str, Any]:
-        """The health answer: state, identity, registration and config version."""
+        """The health answer: state, identity, registration and config version.
+
+        ``status`` is ``healthy`` only while running *and* registered; the health route
+        answers 503 otherwise (starting, unregistered, draining, stopped).
+        """
         status = {"running": "healthy", "starting": "starting"}.get(self.state, self.state)
+        if status == "healthy" and not self.is_registered:
+            status = "unregistered"  # serving, but not ready until the hub knows it
         return {
             "status": status,
             "service": self.config.service_name,
             "version": self.config.version,
             "instance_id": self.instance_id,
-            "registered": self.registered.is_set() and not self._deregistered,
+            "registered": self.is_registered,
             "uptime_seconds": round(time.time() - self.started_at, 3) if self.started_at else 0,
             "config_version": self.config_snapshot.version if self.config_snapshot else None,
             **self.health_details(),
@@ -490,9 +507,10 @@ class BaseService:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         async def health_route() -> JSONResponse:
-            """The service's health; 503 while draining so probes agree."""
+            """The service's health; 503 unless running and registered (not ready while
+            the hub does not know the instance; draining so probes agree)."""
             body = self.health()
-            return JSONResponse(body, status_code=503 if self.state == "draining" else 200)
+            return JSONResponse(body, status_code=200 if body["status"] == "healthy" else 503)
 
         async def metrics_route() -> PlainTextResponse:
             # The tracker's registry: the process-wide one unless the service injected its own.

@@ -14,7 +14,13 @@ from shared.logs import configure_logging
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, build the service and serve until SIGTERM."""
-    parser = argparse.ArgumentParser(prog="trading_service", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="trading_service",
+        description=__doc__,
+        epilog="The hub token comes from CENTRAL_HUB_TOKEN (a service token for "
+        "order-intake: central-hub token create --role service --name order-intake "
+        "--service order-intake); without it the hub refuses the registration.",
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--hub-url", help="the hub (default $CENTRAL_HUB_URL or the template)")

@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from adapters import Backend, EventType, WatchEvent
+from adapters import Backend, EventType, Put, WatchEvent
 from shared.errors import InvalidRequest, LeaseNotFound, RevisionCompacted, RevisionConflict
 from tests.conftest import BackendFactory
 
@@ -94,6 +94,57 @@ async def test_compare_and_set(backend: Backend) -> None:
     assert await backend.delete("t/cas", if_revision=rev2) is not None
     with pytest.raises(InvalidRequest):
         await backend.delete("t/cas", if_revision=0)
+
+
+async def test_put_all_writes_every_key_or_none(backend: Backend) -> None:
+    existing = await backend.put("t/txn/b", b"old")
+    rev = await backend.put_all(
+        [Put("t/txn/a", b"a1", if_revision=0), Put("t/txn/b", b"b1", if_revision=existing)]
+    )
+    a, b = await backend.get("t/txn/a"), await backend.get("t/txn/b")
+    assert a is not None
+    assert b is not None
+    assert (a.value, b.value) == (b"a1", b"b1")
+    assert rev == max(a.mod_revision, b.mod_revision)
+    assert b.version == 2
+    # One failed condition (b is no longer at `existing`): nothing is written, not even c.
+    with pytest.raises(RevisionConflict):
+        await backend.put_all(
+            [Put("t/txn/c", b"c1", if_revision=0), Put("t/txn/b", b"b2", if_revision=existing)]
+        )
+    assert await backend.get("t/txn/c") is None
+    b_after = await backend.get("t/txn/b")
+    assert b_after is not None
+    assert b_after.value == b"b1"
+    # Unconditional writes go through whatever the keys hold.
+    await backend.put_all([Put("t/txn/a", b"a2"), Put("t/txn/c", b"c2")])
+    snapshot = await backend.range("t/txn/")
+    assert [(kv.key, kv.value) for kv in snapshot.items] == [
+        ("t/txn/a", b"a2"),
+        ("t/txn/b", b"b1"),
+        ("t/txn/c", b"c2"),
+    ]
+    with pytest.raises(InvalidRequest):
+        await backend.put_all([Put("t/txn/d", b"1"), Put("t/txn/d", b"2")])
+    with pytest.raises(InvalidRequest):
+        await backend.put_all([])
+
+
+async def test_concurrent_put_all_lets_exactly_one_win(backend: Backend) -> None:
+    async def attempt(i: int) -> bool:
+        try:
+            await backend.put_all(
+                [Put("t/race/marker", b"%d" % i, if_revision=0), Put(f"t/race/{i}", b"x")]
+            )
+        except RevisionConflict:
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt(i) for i in range(10)))
+    assert results.count(True) == 1
+    winner = results.index(True)
+    keys = [kv.key for kv in (await backend.range("t/race/")).items]
+    assert keys == sorted([f"t/race/{winner}", "t/race/marker"])
 
 
 async def test_concurrent_compare_and_set_lets_exactly_one_win(backend: Backend) -> None:

@@ -128,12 +128,14 @@ async def test_keeps_trying_until_the_hub_appears(tmp_path: Path) -> None:
     await service.start()
     await asyncio.sleep(0.5)  # several refused attempts, nothing listening yet
     assert not service.registered.is_set()
-    assert service.health()["status"] == "healthy"  # serving while the hub is away
+    # Serving, but not ready: a load balancer must not send it work it cannot report.
+    assert service.health()["status"] == "unregistered"
 
     hub = HubProcess(tmp_path, port=port, args=["--data-dir", str(tmp_path / "data")])
     try:
         await asyncio.to_thread(hub.start)
         await service.wait_registered(30)
+        assert service.health()["status"] == "healthy"
         with HubClient(hub_url, token=TEST_ADMIN_TOKEN) as sync_client:
             assert sync_client.discover("pricing").all_healthy_endpoints == [
                 "http://127.0.0.1:9301"
@@ -143,6 +145,28 @@ async def test_keeps_trying_until_the_hub_appears(tmp_path: Path) -> None:
                 sync_client.discover("pricing")
     finally:
         await asyncio.to_thread(hub.stop)
+
+
+async def test_health_route_is_not_ready_while_unregistered() -> None:
+    # Nothing listens on this port: the registration keeps failing.
+    service = PricingService(
+        pricing_config(
+            hub_url=f"http://127.0.0.1:{free_port()}",
+            hub_token=TEST_ADMIN_TOKEN,
+            hub_retry=RetryPolicy(attempts=1),
+        ),
+        metrics_registry=CollectorRegistry(),
+    )
+    app = service.create_app()
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        service.running(),
+        httpx.AsyncClient(transport=transport, base_url="http://svc.test") as http,
+    ):
+        health = await http.get("/health")
+        assert health.status_code == 503
+        assert health.json()["status"] == "unregistered"
+        assert health.json()["registered"] is False
 
 
 async def test_health_route_and_tenant_middleware(hub_app: FastAPI) -> None:

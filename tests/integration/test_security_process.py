@@ -122,3 +122,177 @@ def test_cli_creates_lists_and_revokes_tokens(hub_processes: HubFactory, tmp_pat
     denied = cli("token", "--url", hub.url, "list", env={"HUB_TOKEN": "chub_x.y"}, cwd=tmp_path)
     assert denied.returncode == 1
     assert "unauthorized" in denied.stderr
+
+
+def admin_works(hub: HubProcess, token: str) -> bool:
+    with hub.client(token=token) as admin:
+        return admin.get("/tokens").status_code == 200
+
+
+def wait_for_log(hub: HubProcess, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in hub.log():
+        assert hub.proc is not None
+        assert hub.proc.poll() is None, f"hub exited:\n{hub.log()}"
+        assert time.monotonic() < deadline, f"{text!r} never logged:\n{hub.log()}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("step", ["before-commit", "after-commit", "after-file"])
+def test_bootstrap_killed_at_any_step_leaves_a_working_admin_token(
+    hub_processes: HubFactory, tmp_path: Path, step: str
+) -> None:
+    data = tmp_path / "data"
+    token_file = data / "admin-token"
+    first = hub_processes(
+        args=["--data-dir", str(data)],
+        admin_token=None,
+        env={"HUB_TEST_BOOTSTRAP_PAUSE": step},
+    ).start()
+    wait_for_log(first, f"bootstrap paused at {step}")
+    first.kill()
+    again = hub_processes(args=["--data-dir", str(data)], admin_token=None, port=first.port)
+    again.start()
+    wait_for_file(token_file)
+    deadline = time.monotonic() + 20
+    while not admin_works(again, token_file.read_text().strip()):
+        assert time.monotonic() < deadline, f"the token file's token never worked:\n{again.log()}"
+        time.sleep(0.1)
+    assert list(data.glob("admin-token.*")) == []  # no pending file left behind
+    if step == "after-commit":
+        # The committed token was never shown: this start finishes the job and says so.
+        assert "recovered from an interrupted bootstrap" in again.log()
+
+
+def test_bootstrap_marker_without_token_record_is_recovered(
+    hub_processes: HubFactory, tmp_path: Path
+) -> None:
+    # The state a start killed between the old two writes left: marker, no token.
+    import asyncio
+
+    import orjson
+
+    from adapters.sqlite import SQLiteBackend
+    from facade.security import BOOTSTRAP_KEY
+
+    data = tmp_path / "data"
+
+    async def mark_only() -> None:
+        backend = SQLiteBackend(data)
+        await backend.open()
+        await backend.put(BOOTSTRAP_KEY, orjson.dumps({"at": "2026-01-01T00:00:00Z"}))
+        await backend.close()
+
+    asyncio.run(mark_only())
+    hub = hub_processes(args=["--data-dir", str(data)], admin_token=None).start()
+    token_file = data / "admin-token"
+    wait_for_file(token_file)
+    time.sleep(0.2)
+    token = token_file.read_text().strip()
+    assert admin_works(hub, token)
+    assert "recovered from an interrupted bootstrap" in hub.log()
+    assert hub.log().count(token) == 1
+
+
+def test_start_on_a_taken_port_fails_at_once_and_does_not_lock_the_operator_out(
+    hub_processes: HubFactory, tmp_path: Path
+) -> None:
+    import socket
+
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("run", "--port", str(port), "--data-dir", str(data), cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(port) in lines[0]
+    assert "HUB_PORT" in lines[0]
+    hub = hub_processes(args=["--data-dir", str(data)], admin_token=None).start()
+    token_file = data / "admin-token"
+    wait_for_file(token_file)
+    time.sleep(0.2)
+    assert admin_works(hub, token_file.read_text().strip())
+
+
+def test_token_cli_follows_the_hubs_environment_and_names_failing_fields(
+    hub_processes: HubFactory, tmp_path: Path
+) -> None:
+    data = tmp_path / "elsewhere"
+    hub = hub_processes(args=["--data-dir", str(data)], admin_token=None).start()
+    wait_for_file(data / "admin-token")
+    time.sleep(0.2)
+    workdir = tmp_path / "cwd"  # holds no hub-data/: the token must come from HUB_DATA_DIR
+    workdir.mkdir()
+    hub_env = {"HUB_PORT": str(hub.port), "HUB_HOST": "127.0.0.1", "HUB_DATA_DIR": str(data)}
+    listed = cli("token", "list", env=hub_env, cwd=workdir)
+    assert listed.returncode == 0, listed.stderr
+    assert [t["created_by"] for t in json.loads(listed.stdout)["tokens"]] == ["bootstrap"]
+    # --url and --token-file after the action too.
+    after = cli(
+        "token",
+        "list",
+        "--url",
+        hub.url,
+        "--token-file",
+        str(data / "admin-token"),
+        cwd=workdir,
+    )
+    assert after.returncode == 0, after.stderr
+    refused = cli("token", "create", "--role", "emperor", "--name", "x", env=hub_env, cwd=workdir)
+    assert refused.returncode == 1
+    assert "invalid_request" in refused.stderr
+    assert "role" in refused.stderr.split("validation", 1)[1]
+
+
+def test_shutdown_during_bootstrap_waits_for_it_to_finish(
+    hub_processes: HubFactory, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    token_file = data / "admin-token"
+    first = hub_processes(
+        args=["--data-dir", str(data)],
+        admin_token=None,
+        env={"HUB_TEST_BOOTSTRAP_PAUSE": "before-commit:5"},
+    ).start()
+    wait_for_log(first, "bootstrap paused at before-commit")
+    first.stop()  # SIGTERM while the bootstrap is half-way
+    assert first.proc is not None
+    assert first.proc.returncode in (0, -15)
+    assert token_file.exists(), first.log()
+    token = token_file.read_text().strip()
+    assert first.log().count(token) == 1  # finished, and shown, before the exit
+    again = hub_processes(args=["--data-dir", str(data)], admin_token=None, port=first.port)
+    again.start()
+    assert admin_works(again, token)
+    time.sleep(0.5)
+    # Same port, same log file: only this start's part counts.
+    assert "bootstrap admin token" not in again.log().split("Started server process")[-1]
+
+
+async def test_replicas_bootstrapping_one_store_issue_one_working_token(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import contextlib
+
+    from facade.security import TOKENS_PREFIX
+    from tests.integration.conftest import running_hub
+
+    data = tmp_path / "data"
+    async with contextlib.AsyncExitStack() as stack:
+        replicas = [
+            await stack.enter_async_context(running_hub(data, admin_token=None)) for _ in range(4)
+        ]
+        await asyncio.gather(*(r.hub.wait_bootstrapped() for r in replicas))
+        tokens = [kv for kv in replicas[0].hub.view.items(TOKENS_PREFIX)]
+        assert len(tokens) == 1
+        token = (data / "admin-token").read_text().strip()
+        for replica in replicas:
+            answer = await replica.client.get(
+                "/tokens", headers={"authorization": f"Bearer {token}"}
+            )
+            assert answer.status_code == 200
+    assert list(data.glob("admin-token.*")) == []
