@@ -439,6 +439,8 @@ class FakeConsul:
             return self._service_deregister(path.rsplit("/", 1)[1])
         if path.startswith("/v1/agent/service/") and method == "GET":
             return self._agent_service(path.rsplit("/", 1)[1])
+        if path == "/v1/agent/checks" and method == "GET":
+            return self._agent_checks()
         if path.startswith("/v1/agent/check/") and method == "PUT":
             action, _, check_id = path[len("/v1/agent/check/") :].partition("/")
             return self._check_update(action, check_id, query)
@@ -899,6 +901,16 @@ class FakeConsul:
             out["Datacenter"] = DATACENTER
             out["ContentHash"] = f"{abs(hash(json.dumps(out, sort_keys=True))):016x}"
             return 200, out
+
+    def _agent_checks(self) -> tuple[int, Any]:
+        # The agent's own view: its service checks (not the node's serfHealth), keyed by
+        # CheckID; the agent does not know raft indexes, so they read 0.
+        with self._lock:
+            return 200, {
+                cid: {**check.to_json(), "CreateIndex": 0, "ModifyIndex": 0}
+                for cid, check in self._checks.items()
+                if check.service_id
+            }
 
     def _check_update(
         self, action: str, check_id: str, query: dict[str, list[str]]
