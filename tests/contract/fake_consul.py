@@ -571,10 +571,14 @@ class FakeConsul:
             try:
                 results = self._apply_kv(kv_ops, self._index + 1)
             except _TxnFailure as failure:
-                return 409, {
+                answer: dict[str, Any] = {
                     "Results": None,
                     "Errors": [{"OpIndex": failure.op_index, "What": failure.what}],
                 }
+                if all(op["Verb"] in _READ_VERBS for op in kv_ops):
+                    # Read-only transactions are answered like reads (query metadata too).
+                    answer.update(Index=0, LastContact=0, KnownLeader=True, ConsistencyLevel="")
+                return 409, answer
             if any(op["Verb"] not in _READ_VERBS for op in kv_ops):
                 self._bump()
                 self._lock.notify_all()
@@ -638,11 +642,12 @@ class FakeConsul:
                 results.append(entry.to_json())
             elif verb == "check-index":
                 if entry is None:
-                    raise _TxnFailure(i, f'key "{key}" doesn\'t exist')
+                    raise _TxnFailure(i, f'failed to check index, key "{key}" doesn\'t exist')
                 if entry.modify_index != int(op.get("Index") or 0):
                     raise _TxnFailure(
                         i,
-                        f"current modify index {entry.modify_index} != {op.get('Index')}",
+                        f'failed index check for key "{key}", current modify index '
+                        f"{entry.modify_index} != {op.get('Index')}",
                     )
                 results.append(entry.to_json(with_value=False))
             elif verb == "check-not-exists":
@@ -650,8 +655,9 @@ class FakeConsul:
                     raise _TxnFailure(i, f'key "{key}" exists')
             elif verb in ("delete", "delete-cas"):
                 if verb == "delete-cas":
+                    # An absent key is already deleted: Consul answers 200 (no result).
                     want = int(op.get("Index") or 0)
-                    if entry is None or (want and entry.modify_index != want):
+                    if entry is not None and want and entry.modify_index != want:
                         raise _TxnFailure(i, f'failed to delete key "{key}", index is stale')
                 if entry is not None:
                     del kv[key]
