@@ -26,6 +26,8 @@ BackendFactory = Callable[[], Awaitable[Backend]]
 
 BACKEND_KINDS = ["embedded", "etcd", "consul", "consul-contract"]
 
+_LIVE_CONSUL_AGENTS: list[ConsulDevAgent] = []
+
 
 @pytest.fixture
 def embedded_backend_factory(tmp_path: Path) -> BackendFactory:
@@ -63,9 +65,6 @@ def consul_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         _LIVE_CONSUL_AGENTS.remove(agent)
         agent.stop()
-
-
-_LIVE_CONSUL_AGENTS: list[ConsulDevAgent] = []
 
 
 @pytest.fixture
