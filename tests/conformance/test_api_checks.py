@@ -8,6 +8,7 @@ agent runs it, so it must be registered there as a Consul check of the same kind
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -90,3 +91,45 @@ async def test_a_registration_without_a_check_gets_the_same_default_check_everyw
     shown = _agent_target(check, kind)
     if shown is not None:
         assert shown == target.format(port=port)
+
+
+async def test_heartbeats_keep_a_default_ttl_check_passing_everywhere(
+    running_hub: RunningHub,
+) -> None:
+    # A TTL instance (here the default check of a grpc service with a TTL) is healthy while
+    # it heartbeats through the hub, on every backend: on Consul the agent's TTL check must
+    # be passed by those heartbeats, or Consul turns it critical one TTL after registering.
+    # Tied to observed state: a machine stalled for longer than the TTL after a beat may
+    # rightly turn it critical or expire it; that attempt starts over (bounded).
+    api = running_hub.client
+    ttl = 2
+    loop = asyncio.get_running_loop()
+    for _attempt in range(5):
+        body = {"name": "ttl-checked", "host": "127.0.0.1", "port": 18100, "protocol": "grpc"}
+        resp = await api.post("/services/register", json={**body, "ttl": ttl})
+        assert resp.status_code in (200, 201), resp.text
+        iid = resp.json()["instance_id"]
+        registered = last_beat_sent = loop.time()
+        stalled = False
+        while loop.time() - registered <= 3 * ttl:
+            sent = loop.time()
+            beat = await api.put(f"/services/ttl-checked/instances/{iid}/heartbeat")
+            health = await api.get("/health/services/ttl-checked")
+            answered = loop.time()
+            statuses = (
+                [i["status"] for i in health.json()["instances"] if i["instance_id"] == iid]
+                if health.status_code == 200
+                else []
+            )
+            if beat.status_code != 200 or statuses != ["healthy"]:
+                assert answered - last_beat_sent >= ttl, (
+                    f"not healthy within the TTL of a heartbeat: {beat.text} {health.text}"
+                )
+                stalled = True
+                break
+            last_beat_sent = sent
+            await asyncio.sleep(ttl / 10)
+        await api.delete(f"/services/ttl-checked/instances/{iid}")
+        if not stalled:
+            return
+    pytest.fail("every attempt stalled for longer than the TTL between heartbeats")

@@ -876,7 +876,8 @@ class FakeConsul:
             create_index=0,
             modify_index=0,
             ttl=ttl,
-            ttl_deadline=None,
+            # Consul starts a TTL check's timer when the check is registered.
+            ttl_deadline=time.monotonic() + ttl if ttl else None,
         )
 
     def _service_deregister(self, service_id: str) -> tuple[int, Any]:
