@@ -29,7 +29,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The live Consul suites start `consul agent -dev`; the script installs consul when it can.
 pytest: $(STAMP)
+	sh scripts/ensure_test_services.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -782,7 +782,38 @@ class ConsulBackend(Backend):
             self._lease_sessions.pop(lease_id, None)
             raise LeaseNotFound(f"lease {lease_id} does not exist or has expired")
         self._lease_deadlines[lease_id] = (session, ttl, new_deadline)
+        await self._pass_ttl_checks(lease_id)
         return ttl
+
+    async def _pass_ttl_checks(self, lease_id: int) -> None:
+        """Pass the Consul TTL check of every instance bound to ``lease_id``.
+
+        On the other backends a heartbeat (this keep-alive) is what keeps a TTL-checked
+        instance healthy; Consul turns a TTL check critical one TTL after its last pass, so
+        the heartbeat must pass it too. Its check id is Consul's default for a service's
+        single check, ``service:<id>``.
+        """
+        instance_ids = []
+        for key, kv in self._catalog_state.items():
+            if not key.startswith(CATALOG_PREFIX) or kv.lease != lease_id:
+                continue
+            with contextlib.suppress(ValueError, AttributeError):
+                record = json.loads(kv.value)
+                if (record.get("check") or {}).get("kind") == "ttl":
+                    instance_ids.append(str(record["instance_id"]))
+        for instance_id in instance_ids:
+
+            def check_pass(c: consul.Consul, check_id: str = f"service:{instance_id}") -> None:
+                # 404: registered through another agent, whose heartbeats pass it there.
+                c.http.put(
+                    lambda response: response,
+                    f"/v1/agent/check/pass/{check_id}",
+                    params=[("note", "central-hub heartbeat")],
+                    headers=c.prepare_headers(),
+                )
+
+            with contextlib.suppress(HubError):
+                await self._run(self._call, check_pass)
 
     async def revoke_lease(self, lease_id: int) -> None:
         try:

@@ -62,14 +62,14 @@ class RegistryService:
         instance_id = reg.instance_id or derive_instance_id(reg.name, reg.host, reg.port)
         existing = self._current(reg.name, instance_id)
         ttl = reg.ttl if reg.ttl is not None else self.default_ttl
-        # Only a declared check is stored (defaults are resolved where it is used), so a
-        # backend with native checks (Consul) runs one only when the service asked for it.
-        check = (
-            CheckSpec.resolve(reg.check.model_dump(), protocol=reg.protocol, ttl=ttl)
-            if reg.check is not None
-            else None
+        # The check is resolved here, defaults included, and stored with the record: the
+        # hub's prober and a backend that runs checks itself (Consul) then run the same one.
+        check = CheckSpec.resolve(
+            reg.check.model_dump() if reg.check is not None else None,
+            protocol=reg.protocol,
+            ttl=ttl,
         )
-        if check is not None and check.kind == "ttl" and ttl is None:
+        if check.kind == "ttl" and ttl is None:
             raise InvalidRequest(
                 "a ttl check needs a ttl: give the registration a ttl (seconds)",
                 details={"errors": [{"field": "check.kind", "problem": "ttl check without ttl"}]},

@@ -19,11 +19,14 @@ import pytest
 
 from adapters import Backend
 from adapters.sqlite import SQLiteBackend
+from tests.consul_agent import ConsulDevAgent, consul_binary
 from tests.etcd_cluster import EtcdCluster, live_clusters
 
 BackendFactory = Callable[[], Awaitable[Backend]]
 
 BACKEND_KINDS = ["embedded", "etcd", "consul", "consul-contract"]
+
+_LIVE_CONSUL_AGENTS: list[ConsulDevAgent] = []
 
 
 @pytest.fixture
@@ -38,11 +41,36 @@ def embedded_backend_factory(tmp_path: Path) -> BackendFactory:
     return make
 
 
-@pytest.fixture
-def consul_backend_factory() -> Iterator[BackendFactory]:
+@pytest.fixture(scope="session")
+def consul_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A live Consul agent's HTTP address for the whole session.
+
+    ``CONSUL_HTTP_ADDR`` when set; otherwise a ``consul agent -dev`` started here on free
+    loopback ports (stopped by its PID at the end) when the binary is installed; otherwise
+    the live Consul tests are skipped, saying why.
+    """
     address = os.environ.get("CONSUL_HTTP_ADDR")
-    if not address:
-        pytest.skip("no Consul agent: set CONSUL_HTTP_ADDR to run the Consul backend suite")
+    if address:
+        yield address
+        return
+    if consul_binary() is None:
+        pytest.skip(
+            "no Consul agent: CONSUL_HTTP_ADDR is not set and no consul binary is on PATH "
+            "(scripts/ensure_test_services.sh installs Debian bullseye's consul 1.8.7)"
+        )
+    agent = ConsulDevAgent(tmp_path_factory.mktemp("consul")).start()
+    _LIVE_CONSUL_AGENTS.append(agent)
+    try:
+        yield agent.address
+    finally:
+        _LIVE_CONSUL_AGENTS.remove(agent)
+        agent.stop()
+
+
+@pytest.fixture
+def consul_backend_factory(consul_address: str) -> Iterator[BackendFactory]:
+    """Each call: a ConsulBackend on the live agent with a KV prefix of its own."""
+    address = consul_address
     token = os.environ.get("CONSUL_HTTP_TOKEN")
     # The agent's catalog is shared by every test: start and end each without the
     # services earlier tests registered through the hub.
@@ -128,6 +156,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         for cluster in live_clusters():
             report.sections.append(("etcd log tail", cluster.log_tails()))
+        for agent in _LIVE_CONSUL_AGENTS:
+            report.sections.append(("consul agent log tail", agent.log_tail()))
     return report
 
 

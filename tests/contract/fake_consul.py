@@ -439,6 +439,8 @@ class FakeConsul:
             return self._service_deregister(path.rsplit("/", 1)[1])
         if path.startswith("/v1/agent/service/") and method == "GET":
             return self._agent_service(path.rsplit("/", 1)[1])
+        if path == "/v1/agent/checks" and method == "GET":
+            return self._agent_checks()
         if path.startswith("/v1/agent/check/") and method == "PUT":
             action, _, check_id = path[len("/v1/agent/check/") :].partition("/")
             return self._check_update(action, check_id, query)
@@ -569,10 +571,14 @@ class FakeConsul:
             try:
                 results = self._apply_kv(kv_ops, self._index + 1)
             except _TxnFailure as failure:
-                return 409, {
+                answer: dict[str, Any] = {
                     "Results": None,
                     "Errors": [{"OpIndex": failure.op_index, "What": failure.what}],
                 }
+                if all(op["Verb"] in _READ_VERBS for op in kv_ops):
+                    # Read-only transactions are answered like reads (query metadata too).
+                    answer.update(Index=0, LastContact=0, KnownLeader=True, ConsistencyLevel="")
+                return 409, answer
             if any(op["Verb"] not in _READ_VERBS for op in kv_ops):
                 self._bump()
                 self._lock.notify_all()
@@ -636,11 +642,12 @@ class FakeConsul:
                 results.append(entry.to_json())
             elif verb == "check-index":
                 if entry is None:
-                    raise _TxnFailure(i, f'key "{key}" doesn\'t exist')
+                    raise _TxnFailure(i, f'failed to check index, key "{key}" doesn\'t exist')
                 if entry.modify_index != int(op.get("Index") or 0):
                     raise _TxnFailure(
                         i,
-                        f"current modify index {entry.modify_index} != {op.get('Index')}",
+                        f'failed index check for key "{key}", current modify index '
+                        f"{entry.modify_index} != {op.get('Index')}",
                     )
                 results.append(entry.to_json(with_value=False))
             elif verb == "check-not-exists":
@@ -648,8 +655,9 @@ class FakeConsul:
                     raise _TxnFailure(i, f'key "{key}" exists')
             elif verb in ("delete", "delete-cas"):
                 if verb == "delete-cas":
+                    # An absent key is already deleted: Consul answers 200 (no result).
                     want = int(op.get("Index") or 0)
-                    if entry is None or (want and entry.modify_index != want):
+                    if entry is not None and want and entry.modify_index != want:
                         raise _TxnFailure(i, f'failed to delete key "{key}", index is stale')
                 if entry is not None:
                     del kv[key]
@@ -868,7 +876,8 @@ class FakeConsul:
             create_index=0,
             modify_index=0,
             ttl=ttl,
-            ttl_deadline=None,
+            # Consul starts a TTL check's timer when the check is registered.
+            ttl_deadline=time.monotonic() + ttl if ttl else None,
         )
 
     def _service_deregister(self, service_id: str) -> tuple[int, Any]:
@@ -899,6 +908,16 @@ class FakeConsul:
             out["Datacenter"] = DATACENTER
             out["ContentHash"] = f"{abs(hash(json.dumps(out, sort_keys=True))):016x}"
             return 200, out
+
+    def _agent_checks(self) -> tuple[int, Any]:
+        # The agent's own view: its service checks (not the node's serfHealth), keyed by
+        # CheckID; the agent does not know raft indexes, so they read 0.
+        with self._lock:
+            return 200, {
+                cid: {**check.to_json(), "CreateIndex": 0, "ModifyIndex": 0}
+                for cid, check in self._checks.items()
+                if check.service_id
+            }
 
     def _check_update(
         self, action: str, check_id: str, query: dict[str, list[str]]
