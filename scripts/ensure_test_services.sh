@@ -6,7 +6,8 @@
 # licence change); on a Debian system it is installed from the bullseye suite, pinned low so
 # nothing else is taken from bullseye. Without root (or apt) it only says why it cannot, and
 # the live Consul suites are skipped with that reason. etcd comes with the dev extra.
-# Never fails the test run: a missing service means skipped suites, not a broken build.
+# Without root it never fails the run (the live suites then skip, saying why); as root a
+# failed install fails the run, so CI cannot silently turn the live suites into skips.
 
 set -u
 
@@ -56,6 +57,7 @@ echo "ensure_test_services: installing consul/bullseye (1.8.7)"
 if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq consul/bullseye; then
     consul version | head -n 1
 else
-    echo "ensure_test_services: installing consul failed; the live Consul suites will be skipped" >&2
+    echo "ensure_test_services: installing consul/bullseye failed" >&2
+    exit 1
 fi
 exit 0
