@@ -105,7 +105,12 @@ async def test_registers_heartbeats_reregisters_and_deregisters(hub_app: FastAPI
             return False
 
     await eventually(registered_again)
-    assert service.health()["registered"] is True
+
+    # The hub may show the instance a moment before the service has read its answer.
+    async def service_knows_it() -> bool:
+        return service.health()["registered"] is True
+
+    await eventually(service_knows_it)
 
     await service.stop()
     assert service.state == "stopped"

@@ -115,11 +115,13 @@ async def test_concurrent_allocations_from_several_replicas_hit_the_limit_exactl
 async def test_write_on_one_replica_streams_from_another(replicas: list[HubProcess]) -> None:
     writer, watcher = replicas[0], replicas[2]
     async with httpx.AsyncClient(timeout=30, headers=admin(replicas)) as client:
-        await client.post(
+        created = await client.post(
             f"{writer.url}/tenants", json={"tenant_id": "acme", "subscription_tier": "free"}
         )
+        assert created.status_code == 201, created.text
         # The tenant is usable by the very next request on every replica.
-        assert (await client.get(f"{watcher.url}/tenants/acme")).status_code == 200
+        seen = await client.get(f"{watcher.url}/tenants/acme")
+        assert seen.status_code == 200, seen.text
         allocated = await client.post(
             f"{replicas[1].url}/tenants/acme/resources/storage/allocate", json={"amount": 5}
         )
