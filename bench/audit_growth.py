@@ -23,7 +23,7 @@ import httpx
 from adapters import AuditQuery
 from adapters.sqlite import SQLiteBackend
 from bench.common import percentile
-from facade.audit import AuditLog, audit_id
+from facade.access.audit import AuditLog, audit_id
 from tests.processes import HubProcess
 
 LOAD_BATCH = 5000

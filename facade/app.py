@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from adapters import Backend
-from facade.audit import AuditMiddleware
+from facade.access.audit import AuditMiddleware
 from facade.errors import RequestLimits, install_error_handlers
 from facade.routers import admin, circuits, monitoring, services, tenants
 from facade.routers import config as config_routes
-from facade.routers import errors as error_routes
+from facade.routers import error_reports as error_routes
 from facade.routers import health as health_routes
 from facade.routers import hub as hub_routes
 from facade.runtime import Hub

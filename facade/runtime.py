@@ -10,24 +10,24 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from adapters import Backend, create_backend
-from facade.audit import AuditLog, AuditMetrics
-from facade.catalog import CatalogIndex, catalog_listeners
-from facade.circuit_service import CircuitService
-from facade.circuits import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
-from facade.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
-from facade.discovery import DiscoveryService
-from facade.error_groups import ErrorGroupService
-from facade.health import HealthMetrics, HealthService
-from facade.leader import LEADER_PREFIX, LeaderElection
-from facade.prober import HealthProber
-from facade.quotas import QuotaMetrics, QuotaService, usage_prefix
-from facade.ratelimit import RateLimiter
-from facade.registry import RegistryService
-from facade.security import TOKENS_PREFIX, AccessControl, GrantWatch, TokenService
+from facade.access.audit import AuditLog, AuditMetrics
+from facade.access.rate_limits import RateLimiter
+from facade.access.tokens import TOKENS_PREFIX, AccessControl, GrantWatch, TokenService
+from facade.circuits.breakers import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
+from facade.discovery.circuit_status import CircuitService
+from facade.discovery.lookup import DiscoveryService
+from facade.health.prober import HealthProber
+from facade.health.status import HealthMetrics, HealthService
 from facade.settings import HubSettings
-from facade.tenants import TENANTS_PREFIX, TenantDirectory, TenantService
-from facade.view import StateView
-from facade.webhooks import WEBHOOKS_PREFIX, WebhookService, tenant_webhooks_prefix
+from facade.state.catalog import CatalogIndex, catalog_listeners
+from facade.state.instances import RegistryService
+from facade.state.leader_election import LEADER_PREFIX, LeaderElection
+from facade.state.view import StateView
+from facade.telemetry.error_groups import ErrorGroupService
+from facade.tenancy.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
+from facade.tenancy.quotas import QuotaMetrics, QuotaService, usage_prefix
+from facade.tenancy.tenants import TENANTS_PREFIX, TenantDirectory, TenantService
+from facade.tenancy.webhooks import WEBHOOKS_PREFIX, WebhookService, tenant_webhooks_prefix
 from shared.errors import BackendUnavailable, HubError
 
 log = logging.getLogger("central_hub")

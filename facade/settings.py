@@ -130,7 +130,7 @@ class HubSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _secure_defaults(self) -> HubSettings:
-        from facade.security import is_loopback, weak_secret_reason
+        from facade.access.tokens import is_loopback, weak_secret_reason
 
         if self.dev and not is_loopback(self.host):
             raise ValueError("dev mode (no authentication) is only allowed on a loopback host")
@@ -143,7 +143,7 @@ class HubSettings(BaseSettings):
     @property
     def bootstrap_token_path(self) -> Path:
         """Where the first start writes the bootstrap admin token."""
-        from facade.security import BOOTSTRAP_TOKEN_FILE
+        from facade.access.tokens import BOOTSTRAP_TOKEN_FILE
 
         return self.token_file or self.data_dir / BOOTSTRAP_TOKEN_FILE
 

@@ -61,7 +61,7 @@ class HubProcess:
         cmd = [
             sys.executable,
             "-m",
-            "facade.cli",
+            "facade.cli.main",
             "run",
             "--host",
             "127.0.0.1",

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from facade.context import Administrator, HubDep, Reader
+from facade.access.tokens import Role
 from facade.models import TENANT_ID_PATTERN, ServiceName
 from facade.responses import JSONBytesResponse, json_response
-from facade.security import Role
+from facade.routers.dependencies import Administrator, HubDep, Reader
 from shared.errors import Forbidden
 
 router = APIRouter(tags=["security"])

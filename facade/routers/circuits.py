@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from facade.context import HubDep, Reporter, TenantDep, parse_tenant_context
 from facade.errors import error_doc
 from facade.models import CircuitReport, CircuitsOut
 from facade.responses import JSONBytesResponse, json_response
+from facade.routers.dependencies import HubDep, Reporter, TenantDep, parse_tenant_context
 from facade.routers.services import ServiceNamePath, read_response
 from shared import errors
 

@@ -1,6 +1,6 @@
 """Layered config: reads, versioned writes, history, rollback, push (SSE, long poll, webhooks).
 
-Versions are backend revisions (see :mod:`facade.config_store`): ``ETag`` on reads,
+Versions are backend revisions (see :mod:`facade.tenancy.config_store`): ``ETag`` on reads,
 ``If-Match`` on writes (412 on conflict), ``X-Hub-Index`` and ``?index=&wait=`` for
 Consul-style blocking reads, and the SSE event ``id`` (``Last-Event-ID`` resumes).
 """
@@ -14,8 +14,15 @@ import orjson
 from fastapi import APIRouter, Body, Header, Path, Query, Request
 from starlette.responses import StreamingResponse
 
-from facade.config_models import WebhookCreate
-from facade.config_store import (
+from facade.access.tokens import Principal, Role
+from facade.errors import error_doc
+from facade.models import TENANT_ID_PATTERN
+from facade.responses import JSONBytesResponse, json_response
+from facade.routers.dependencies import Configurator, HubDep, Reader, parse_tenant_context
+from facade.routers.tenants import author_of, for_tenant
+from facade.runtime import Hub
+from facade.tenancy.api_models import WebhookCreate
+from facade.tenancy.config_store import (
     MAX_VERSION,
     LayerScope,
     Scope,
@@ -25,13 +32,6 @@ from facade.config_store import (
     parse_if_match,
     parse_wait,
 )
-from facade.context import Configurator, HubDep, Reader, parse_tenant_context
-from facade.errors import error_doc
-from facade.models import TENANT_ID_PATTERN
-from facade.responses import JSONBytesResponse, json_response
-from facade.routers.tenants import author_of, for_tenant
-from facade.runtime import Hub
-from facade.security import Principal, Role
 from shared import errors
 from shared.tenancy import TIERS, Tier
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from facade.context import HubDep, TenantDep
 from facade.errors import error_doc
 from facade.models import ServiceHealthDetailOut, ServiceHealthOut
 from facade.responses import JSONBytesResponse, json_response
+from facade.routers.dependencies import HubDep, TenantDep
 from facade.routers.services import ServiceNamePath, read_response
 from shared import errors
 

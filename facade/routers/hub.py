@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from facade.context import HubDep
 from facade.models import HubHealthOut
 from facade.responses import JSONBytesResponse, json_response
+from facade.routers.dependencies import HubDep
 
 router = APIRouter(tags=["hub"])
 

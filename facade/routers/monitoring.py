@@ -7,9 +7,9 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from facade.context import HubDep, Reader
+from facade.access.tokens import Role
 from facade.responses import JSONBytesResponse, json_response
-from facade.security import Role
+from facade.routers.dependencies import HubDep, Reader
 from shared.errors import Forbidden
 
 router = APIRouter(tags=["monitoring"])

@@ -6,14 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from facade.balancing import STRATEGIES, Strategy
-from facade.context import (
-    TENANT_QUERY_DOC,
-    HubDep,
-    Registrar,
-    TenantDep,
-    parse_tenant_context,
-)
+from facade.access.tokens import Permission, Role
+from facade.discovery.balancing import STRATEGIES, Strategy
 from facade.errors import error_doc
 from facade.models import (
     INSTANCE_ID_PATTERN,
@@ -27,8 +21,14 @@ from facade.models import (
     ServiceRegistration,
 )
 from facade.responses import JSONBytesResponse, json_response
+from facade.routers.dependencies import (
+    TENANT_QUERY_DOC,
+    HubDep,
+    Registrar,
+    TenantDep,
+    parse_tenant_context,
+)
 from facade.runtime import Hub
-from facade.security import Permission, Role
 from shared import errors
 
 router = APIRouter(prefix="/services", tags=["services"])

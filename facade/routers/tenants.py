@@ -6,15 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Request
 
-from facade.config_models import ResourceAmount, TenantCreate, TenantUpdate
-from facade.config_store import etag, parse_if_match
-from facade.context import Configurator, HubDep, Reader, Reporter
+from facade.access.tokens import Principal, Role
 from facade.errors import error_doc
 from facade.models import TENANT_ID_PATTERN
-from facade.quotas import RESOURCES
 from facade.responses import JSONBytesResponse, json_response
+from facade.routers.dependencies import Configurator, HubDep, Reader, Reporter
 from facade.runtime import Hub
-from facade.security import Principal, Role
+from facade.tenancy.api_models import ResourceAmount, TenantCreate, TenantUpdate
+from facade.tenancy.config_store import etag, parse_if_match
+from facade.tenancy.quotas import RESOURCES
 from shared import errors
 from shared.tenancy import TenantContext
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from facade import HubSettings, create_app
 from facade.runtime import Hub
-from facade.webhooks import verify
+from facade.tenancy.webhooks import verify
 from tests.conformance.conftest import ADMIN_TOKEN, assert_error
 from tests.conftest import BackendFactory
 from tests.http_helpers import SSEEvent, WebhookReceiver, read_events, serve

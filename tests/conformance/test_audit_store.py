@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from adapters import AuditQuery, AuditRecord, Backend, EventType
-from facade.audit import AuditLog, audit_id
+from facade.access.audit import AuditLog, audit_id
 from tests.conformance.conftest import RunningHub
 
 BASE_NS = 1_700_000_000 * 10**9

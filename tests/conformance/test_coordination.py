@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from adapters import Backend
-from facade.circuits import CIRCUITS_PREFIX, CircuitBreakers, CircuitPolicy
-from facade.leader import LEADER_PREFIX, LeaderElection
-from facade.view import StateView
+from facade.circuits.breakers import CIRCUITS_PREFIX, CircuitBreakers, CircuitPolicy
+from facade.state.leader_election import LEADER_PREFIX, LeaderElection
+from facade.state.view import StateView
 
 
 async def until(condition: object, timeout: float = 15.0) -> None:

@@ -22,7 +22,7 @@ HubFactory = Callable[..., HubProcess]
 
 def test_bad_setting_stops_startup_with_one_clear_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "facade.cli", "run"],
+        [sys.executable, "-m", "facade.cli.main", "run"],
         env={"HUB_PORT": "not-a-port", "PATH": "/usr/bin:/bin"},
         cwd=tmp_path,
         capture_output=True,
@@ -35,7 +35,7 @@ def test_bad_setting_stops_startup_with_one_clear_line(tmp_path: Path) -> None:
     assert "port" in lines[0]
     assert "HUB_PORT" in lines[0]
     flag = subprocess.run(
-        [sys.executable, "-m", "facade.cli", "run", "--backend", "zookeeper"],
+        [sys.executable, "-m", "facade.cli.main", "run", "--backend", "zookeeper"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -106,7 +106,7 @@ def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "facade.cli", *args],
+        [sys.executable, "-m", "facade.cli.main", *args],
         env={**os.environ, "HUB_ADMIN_TOKEN": TEST_ADMIN_TOKEN, **(env or {})},
         cwd=cwd,
         capture_output=True,

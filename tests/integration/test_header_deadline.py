@@ -1,4 +1,4 @@
-"""The header-read deadline on both of uvicorn's HTTP/1.1 protocols (facade/server.py)."""
+"""The header-read deadline on both of uvicorn's HTTP/1.1 protocols (facade/cli/server.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from facade.server import GuardedH11Protocol, _httptools_protocol, bind
+from facade.cli.server import GuardedH11Protocol, _httptools_protocol, bind
 
 
 async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -9,7 +9,7 @@ import orjson
 
 from adapters import Capabilities
 from adapters.sqlite import SQLiteBackend
-from facade.catalog import health_key
+from facade.state.catalog import health_key
 from tests.integration.conftest import (
     FAST_CHECK,
     RunningHub,

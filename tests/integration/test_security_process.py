@@ -24,7 +24,7 @@ def cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "facade.cli", *args],
+        [sys.executable, "-m", "facade.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -173,7 +173,7 @@ def test_bootstrap_marker_without_token_record_is_recovered(
     import orjson
 
     from adapters.sqlite import SQLiteBackend
-    from facade.security import BOOTSTRAP_KEY
+    from facade.access.tokens import BOOTSTRAP_KEY
 
     data = tmp_path / "data"
 
@@ -278,7 +278,7 @@ async def test_replicas_bootstrapping_one_store_issue_one_working_token(
     import asyncio
     import contextlib
 
-    from facade.security import TOKENS_PREFIX
+    from facade.access.tokens import TOKENS_PREFIX
     from tests.integration.conftest import running_hub
 
     data = tmp_path / "data"

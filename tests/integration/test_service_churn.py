@@ -18,10 +18,10 @@ import pytest
 
 from adapters.sqlite import SQLiteBackend
 from facade import HubSettings, create_app
-from facade.catalog import health_key
-from facade.circuits import circuit_key
+from facade.circuits.breakers import circuit_key
 from facade.models import CircuitReport, ServiceRegistration
 from facade.runtime import Hub
+from facade.state.catalog import health_key
 from shared.tenancy import TenantContext
 
 ADMIN = "churn-admin-token-0123456789abcdef"

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from facade.webhooks import verify
+from facade.tenancy.webhooks import verify
 from tests.http_helpers import WebhookReceiver, read_events, serve
 from tests.processes import HubProcess
 

@@ -12,9 +12,9 @@ from collections import Counter
 
 import pytest
 
-from facade.balancing import EndpointSelector, SmoothWeightedRoundRobin
-from facade.catalog import Candidate, CandidateSet, Instance
-from facade.scoring import confidence_score
+from facade.discovery.balancing import EndpointSelector, SmoothWeightedRoundRobin
+from facade.state.catalog import Candidate, CandidateSet, Instance
+from facade.state.confidence import confidence_score
 
 PICKS = 20_000
 TOLERANCE = 0.03

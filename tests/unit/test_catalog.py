@@ -10,12 +10,12 @@ import orjson
 
 from adapters import EventType, WatchEvent
 from adapters.sqlite import SQLiteBackend
-from facade.balancing import STRATEGIES, EndpointSelector, SmoothWeightedRoundRobin
-from facade.catalog import CatalogIndex, Instance, endpoint_url
-from facade.circuits import CircuitBreakers
-from facade.discovery import DiscoveryService
-from facade.tenants import TenantDirectory
-from facade.view import StateView
+from facade.circuits.breakers import CircuitBreakers
+from facade.discovery.balancing import STRATEGIES, EndpointSelector, SmoothWeightedRoundRobin
+from facade.discovery.lookup import DiscoveryService
+from facade.state.catalog import CatalogIndex, Instance, endpoint_url
+from facade.state.view import StateView
+from facade.tenancy.tenants import TenantDirectory
 from shared.tenancy import TenantContext
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facade.checks import CheckSpec, HealthTracker, latency_changed, parse_iso_utc
+from facade.state.checks import CheckSpec, HealthTracker, latency_changed, parse_iso_utc
 
 
 def spec(**overrides: object) -> CheckSpec:

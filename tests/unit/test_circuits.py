@@ -7,7 +7,7 @@ import time
 import pybreaker
 import pytest
 
-from facade.circuits import SPEC_POLICIES, CircuitPolicy, FailureRateWindow, TierCircuit
+from facade.circuits.breakers import SPEC_POLICIES, CircuitPolicy, FailureRateWindow, TierCircuit
 
 
 def tier_circuit(policy: CircuitPolicy, minimum_calls: int = 10) -> TierCircuit:

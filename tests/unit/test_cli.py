@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from facade.cli import _default_token_file, _default_url, _parser, describe_error
+from facade.cli.main import _default_token_file, _default_url, _parser, describe_error
 from shared.errors import InvalidRequest, NotFound
 
 

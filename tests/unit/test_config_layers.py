@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facade.config_store import (
+from facade.tenancy.config_store import (
     MAX_WAIT,
     history_key,
     load_tier_defaults,
@@ -15,7 +15,7 @@ from facade.config_store import (
     parse_wait,
     validate_config,
 )
-from facade.webhooks import sign, verify
+from facade.tenancy.webhooks import sign, verify
 from shared.errors import InvalidRequest
 
 

@@ -9,8 +9,7 @@ import orjson
 import pytest
 
 from adapters import EventType, KeyValue, WatchEvent
-from facade.config_store import split_tier_values, without_per_tier_keys
-from facade.security import (
+from facade.access.tokens import (
     ANONYMOUS_READER,
     CONFIGURED_ADMIN_ID,
     TOKENS_PREFIX,
@@ -18,6 +17,7 @@ from facade.security import (
     Role,
     principal_for,
 )
+from facade.tenancy.config_store import split_tier_values, without_per_tier_keys
 from shared.errors import InvalidRequest
 
 

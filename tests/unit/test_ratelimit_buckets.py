@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facade.ratelimit import RateLimiter
+from facade.access.rate_limits import RateLimiter
 from shared.errors import RateLimited
 
 

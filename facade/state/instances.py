@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 
 from adapters import Backend, catalog_key
-from facade.catalog import Instance, health_key
-from facade.checks import CheckSpec
 from facade.models import Heartbeat, ServiceRegistration
-from facade.view import StateView
+from facade.state.catalog import Instance, health_key
+from facade.state.checks import CheckSpec
+from facade.state.view import StateView
 from shared.errors import InstanceNotFound, InvalidRequest, LeaseNotFound
 
 log = logging.getLogger("central_hub.registry")

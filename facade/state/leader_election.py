@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
-from facade.checks import iso_utc
+from facade.state.checks import iso_utc
 from shared.errors import HubError, LeaseNotFound, RevisionConflict
 
 log = logging.getLogger("central_hub.leader")

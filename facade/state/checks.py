@@ -3,7 +3,7 @@
 Pure logic, no I/O: :class:`CheckSpec` is what a registration declares (with defaults
 resolved once, at registration), :class:`HealthTracker` turns a stream of probe outcomes
 into a status with anti-flapping thresholds and decides when a result is worth writing
-to the backend. The prober (``facade.prober``) does the probing and the writing.
+to the backend. The prober (``facade.health.prober``) does the probing and the writing.
 
 Status rules (Consul's ``success_before_passing`` / ``failures_before_critical``):
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
-from facade.registry import utc_now
-from facade.view import StateView
+from facade.state.instances import utc_now
+from facade.state.view import StateView
 from shared.errors import PreconditionFailed, RevisionConflict, TenantExists, TenantNotFound
 
 if TYPE_CHECKING:
-    from facade.config_store import ConfigService
+    from facade.tenancy.config_store import ConfigService
 
 log = logging.getLogger("central_hub.tenants")
 

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from facade.context import HubDep, Reader, Reporter
-from facade.error_groups import ErrorReport
 from facade.errors import error_doc
 from facade.models import SERVICE_NAME_PATTERN, TENANT_ID_PATTERN
 from facade.responses import JSONBytesResponse, json_response
+from facade.routers.dependencies import HubDep, Reader, Reporter
 from facade.routers.tenants import for_tenant
+from facade.telemetry.error_groups import ErrorReport
 from shared import errors
 
 router = APIRouter(prefix="/errors", tags=["errors"])

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 
+from facade.access.tokens import Permission, Principal, Role
 from facade.models import TENANT_ID_PATTERN
 from facade.runtime import Hub
-from facade.security import Permission, Principal, Role
 from shared.errors import InvalidRequest, TenantHeadersNotAllowed, TenantMismatch
 from shared.tenancy import TenantContext, caller_tier, capped_tier
 

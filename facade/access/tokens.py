@@ -35,8 +35,8 @@ from typing import Any
 import orjson
 
 from adapters import Backend, EventType, KeyValue, Put, WatchEvent
-from facade.registry import utc_now
-from facade.view import StateView
+from facade.state.instances import utc_now
+from facade.state.view import StateView
 from shared.errors import (
     DuplicateHeader,
     Forbidden,

@@ -13,12 +13,12 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from facade.catalog import CatalogIndex, ServiceState
-from facade.circuits import CircuitBreakers
-from facade.discovery import DiscoveryService
-from facade.prober import HealthProber
-from facade.scoring import confidence_score
-from facade.view import StateView
+from facade.circuits.breakers import CircuitBreakers
+from facade.discovery.lookup import DiscoveryService
+from facade.health.prober import HealthProber
+from facade.state.catalog import CatalogIndex, ServiceState
+from facade.state.confidence import confidence_score
+from facade.state.view import StateView
 from shared.tenancy import TenantContext, can_access
 
 

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from adapters import Backend, KeyValue
 from facade.models import TENANT_ID_PATTERN, ServiceName
-from facade.registry import utc_now
-from facade.view import StateView
+from facade.state.instances import utc_now
+from facade.state.view import StateView
 from shared.errors import BackendTimeout, RevisionConflict
 
 log = logging.getLogger("central_hub.errors")

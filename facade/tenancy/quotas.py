@@ -29,10 +29,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from adapters import Backend, KeyValue
-from facade.config_store import ConfigService
-from facade.registry import utc_now
-from facade.tenants import TenantDirectory
-from facade.view import StateView
+from facade.state.instances import utc_now
+from facade.state.view import StateView
+from facade.tenancy.config_store import ConfigService
+from facade.tenancy.tenants import TenantDirectory
 from shared.errors import (
     BackendTimeout,
     InvalidRequest,

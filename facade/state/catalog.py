@@ -17,8 +17,8 @@ import orjson
 
 from adapters import EventType, KeyValue, WatchEvent
 from adapters.base import CATALOG_PREFIX
-from facade.checks import CheckSpec
-from facade.scoring import confidence_score
+from facade.state.checks import CheckSpec
+from facade.state.confidence import confidence_score
 from shared.tenancy import minimum_tier
 
 log = logging.getLogger("central_hub.catalog")

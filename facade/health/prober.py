@@ -1,4 +1,4 @@
-"""The active health prober: runs on the elected replica only (see ``facade.leader``).
+"""The active health prober: runs on the elected replica only (see ``state.leader_election``).
 
 One scheduler task keeps a heap of due probes; each probe runs as its own task but at
 most ``concurrency`` run at once (a semaphore), HTTP through ``httpx.AsyncClient`` (one
@@ -8,10 +8,10 @@ drift; a probe still running when its next turn comes is skipped and counted, ne
 stacked. How late probes start against their schedule is recorded
 (:meth:`HealthProber.stats`).
 
-Results go through :class:`facade.checks.HealthTracker` and are written (by one writer
+Results go through :class:`facade.state.checks.HealthTracker` and are written (by one writer
 task, coalescing per instance) to ``health/<service>/<instance>`` only when they change
 meaningfully
-(:meth:`~facade.checks.HealthTracker.should_write`), so a steady fleet costs one write
+(:meth:`~facade.state.checks.HealthTracker.should_write`), so a steady fleet costs one write
 per instance per ``refresh_seconds``, not one per probe. Probe outcomes of instances that
 discovery currently offers also feed the service's circuit breakers; outcomes of
 instances already critical do not (health has removed them already, counting them again
@@ -38,11 +38,11 @@ import httpx
 import orjson
 
 from adapters import Backend
-from facade.catalog import CatalogIndex, Instance, endpoint_url, health_key
-from facade.checks import CheckSpec, HealthTracker
-from facade.circuits import CircuitBreakers
-from facade.registry import RegistryService
-from facade.view import StateView
+from facade.circuits.breakers import CircuitBreakers
+from facade.state.catalog import CatalogIndex, Instance, endpoint_url, health_key
+from facade.state.checks import CheckSpec, HealthTracker
+from facade.state.instances import RegistryService
+from facade.state.view import StateView
 from shared.errors import HubError, InstanceNotFound
 
 log = logging.getLogger("central_hub.prober")

@@ -99,7 +99,7 @@ def _default_token_file() -> Path:
     configured = os.environ.get("HUB_TOKEN_FILE")
     if configured:
         return Path(configured)
-    from facade.security import BOOTSTRAP_TOKEN_FILE
+    from facade.access.tokens import BOOTSTRAP_TOKEN_FILE
 
     return Path(os.environ.get("HUB_DATA_DIR") or "hub-data") / BOOTSTRAP_TOKEN_FILE
 
@@ -186,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from facade.server import bind, serve
+    from facade.cli.server import bind, serve
 
     # What makes a start hopeless is checked before anything is written: a half-started
     # hub (e.g. one that bootstrapped, then could not listen) helps no one.

@@ -47,9 +47,9 @@ from typing import Any, Literal
 import orjson
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
-from facade.registry import utc_now
-from facade.tenants import TenantDirectory, tenant_key
-from facade.view import StateView
+from facade.state.instances import utc_now
+from facade.state.view import StateView
+from facade.tenancy.tenants import TenantDirectory, tenant_key
 from shared.errors import (
     BackendTimeout,
     ConfigVersionNotFound,
@@ -784,7 +784,7 @@ class ConfigService:
 
     # -- writes -------------------------------------------------------------------
 
-    async def write(
+    async def write(  # noqa: C901, PLR0915 -- split with config_store (issue 18)
         self,
         scope: LayerScope,
         mode: WriteMode,

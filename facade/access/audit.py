@@ -27,8 +27,8 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters import AuditQuery, Backend
-from facade.registry import utc_now
-from facade.security import Permission
+from facade.access.tokens import Permission
+from facade.state.instances import utc_now
 from shared.errors import HubError
 from shared.tenancy import HEADER_COMPANY_ID, HEADER_CORRELATION_ID, HEADER_TENANT_ID
 

@@ -24,7 +24,7 @@ import random
 from bisect import bisect_right
 from typing import Literal, get_args
 
-from facade.catalog import Candidate, CandidateSet
+from facade.state.catalog import Candidate, CandidateSet
 
 Strategy = Literal["p2c", "round_robin", "least_load", "random"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)

@@ -32,10 +32,10 @@ import httpx
 import orjson
 
 from adapters import Backend, KeyValue, WatchEvent
-from facade.config_store import ChangeSignal, ConfigService, Scope
-from facade.registry import utc_now
-from facade.tenants import TenantDirectory
-from facade.view import StateView
+from facade.state.instances import utc_now
+from facade.state.view import StateView
+from facade.tenancy.config_store import ChangeSignal, ConfigService, Scope
+from facade.tenancy.tenants import TenantDirectory
 from shared.errors import InvalidRequest, RevisionConflict, WebhookNotFound
 
 log = logging.getLogger("central_hub.webhooks")

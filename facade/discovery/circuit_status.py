@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from facade.circuits import CircuitBreakers
-from facade.discovery import DiscoveryService
+from facade.circuits.breakers import CircuitBreakers
+from facade.discovery.lookup import DiscoveryService
 from facade.models import CircuitReport
-from facade.view import StateView
+from facade.state.view import StateView
 from shared.tenancy import TenantContext
 
 

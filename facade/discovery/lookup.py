@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from facade.balancing import DEFAULT_STRATEGY, EndpointSelector
-from facade.catalog import Candidate, CatalogIndex, ServiceState
-from facade.circuits import CircuitBreakers, CircuitVerdict
-from facade.tenants import TenantDirectory
-from facade.view import StateView
+from facade.circuits.breakers import CircuitBreakers, CircuitVerdict
+from facade.discovery.balancing import DEFAULT_STRATEGY, EndpointSelector
+from facade.state.catalog import Candidate, CatalogIndex, ServiceState
+from facade.state.view import StateView
+from facade.tenancy.tenants import TenantDirectory
 from shared.errors import CircuitOpen, NoHealthyEndpoint, ServiceNotFound, TierNotAllowed
 from shared.tenancy import TenantContext, can_access, minimum_tier
 

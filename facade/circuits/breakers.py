@@ -44,8 +44,8 @@ import orjson
 import pybreaker
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
-from facade.checks import iso_utc, parse_iso_utc
-from facade.view import StateView
+from facade.state.checks import iso_utc, parse_iso_utc
+from facade.state.view import StateView
 from shared.errors import BackendUnavailable, HubError, RevisionConflict
 from shared.tenancy import TIERS
 

@@ -1,0 +1,1 @@
+"""Tier circuit breakers (pybreaker), their shared state in the backend."""

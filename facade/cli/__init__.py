@@ -1,0 +1,1 @@
+"""The ``central-hub`` command: argument parsing and the server's start."""

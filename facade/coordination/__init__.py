@@ -1,0 +1,1 @@
+"""System-wide coordination: deployments, workflows, system-wide backups."""

@@ -1,0 +1,1 @@
+"""Endpoint selection: tenant-aware lookup, load balancing, the circuit state callers see."""

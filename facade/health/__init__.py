@@ -1,0 +1,1 @@
+"""Health: the active prober (elected replica) and the health answers."""

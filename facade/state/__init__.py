@@ -1,0 +1,1 @@
+"""The watch-fed view, catalog index, instances and their checks, leader election."""

@@ -1,0 +1,1 @@
+"""Telemetry store(s), monitoring, alerts, forecasting and services' error groups."""

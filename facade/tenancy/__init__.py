@@ -1,0 +1,1 @@
+"""Tenants, layered configuration, quotas and config webhooks."""
