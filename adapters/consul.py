@@ -55,18 +55,6 @@ Where the backend contract bends (documented in ``docs/consul.md`` too)
   (session renew, lease record write).
 * ``get``/``range`` of ``catalog/`` and ``health/`` keys answer from the feed's latest
   catalog snapshot, not a fresh read.
-
-Leader election
----------------
-:class:`ConsulLeaderElection` runs hub work on one replica at a time::
-
-    election = ConsulLeaderElection(backend, "health-prober", holder="hub-1", ttl=15)
-    if await election.try_acquire():       # session + KV acquire on .consul/leader/<name>
-        ...                                # do the work; call renew() every ttl/2 seconds
-        if not await election.renew():    # False: leadership was lost, stop the work
-            ...
-    await election.release()
-    await election.leader()                # holder name of the current leader, or None
 """
 
 from __future__ import annotations
@@ -167,28 +155,6 @@ def _now_iso() -> str:
 def _lease_id(session_id: str) -> int:
     """The hub's lease id for a Consul session: 60 bits of its UUID (fits orjson's int64)."""
     return int(uuid.UUID(session_id).hex[:15], 16)
-
-
-def _seconds(duration: Any) -> int:
-    """Whole seconds of a Consul duration string such as ``"30s"`` or ``"1m0s"``."""
-    text = str(duration or "0s")
-    total = 0.0
-    number = ""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            number += ch
-            i += 1
-            continue
-        unit = text[i : i + 2] if text[i : i + 2] in ("ms", "us", "ns") else ch
-        total += float(number or 0) * units.get(unit, 1.0)
-        number = ""
-        i += len(unit)
-    if number:
-        total += float(number)
-    return round(total)
 
 
 @dataclass
@@ -1481,100 +1447,3 @@ def _translate(exc: BaseException) -> HubError:
             return NoQuorum(f"Consul has no cluster leader: {text}")
         return BackendUnavailable(f"Consul failed: {text}")
     return BackendUnavailable(f"Consul request failed: {type(exc).__name__}: {text}")
-
-
-# -- leader election ----------------------------------------------------------------
-
-
-class ConsulLeaderElection:
-    """One holder at a time for a named piece of hub work, with a Consul session lock.
-
-    The lock is ``<kv_prefix>.consul/leader/<name>``, acquired by a session with
-    ``Behavior=release`` and a TTL: if the leader stops renewing (crash, partition) Consul
-    invalidates the session and the lock is free again after at most twice the TTL.
-    """
-
-    def __init__(self, backend: ConsulBackend, name: str, *, holder: str, ttl: int = 15) -> None:
-        if not name or "/" in name:
-            raise InvalidRequest("an election name must be non-empty and without '/'")
-        self.backend = backend
-        self.name = name
-        self.holder = holder
-        self.ttl = min(max(ttl, MIN_SESSION_TTL), MAX_SESSION_TTL)
-        self.key = backend._full(f"{INTERNAL_DIR}leader/{name}")
-        self._session: str | None = None
-
-    async def try_acquire(self) -> bool:
-        """Become leader if nobody is; True if this holder is leader now."""
-        if self._session is None:
-            body = {
-                "Name": f"central-hub leader {self.name}",
-                "TTL": f"{self.ttl}s",
-                "Behavior": "release",
-                "LockDelay": "0s",
-            }
-            backend = self.backend
-
-            def create(c: consul.Consul) -> str:
-                session: str = c.http.put(
-                    CB.json(is_id=True),
-                    "/v1/session/create",
-                    params=backend._params(),
-                    data=json.dumps(body),
-                    headers=c.prepare_headers(),
-                )
-                return session
-
-            self._session = await backend._run(backend._call, create)
-        session = self._session
-
-        def acquire(c: consul.Consul) -> bool:
-            acquired: bool = c.kv.put(self.key, self.holder, acquire=session)
-            return acquired
-
-        return await self.backend._run(self.backend._call, acquire)
-
-    async def renew(self) -> bool:
-        """Keep leadership; False (and no longer leader) if the session has expired."""
-        if self._session is None:
-            return False
-        session = self._session
-        backend = self.backend
-
-        def renew(c: consul.Consul) -> bool:
-            answer = c.http.put(
-                CB.json(),  # 404 (session gone) reads as None
-                f"/v1/session/renew/{session}",
-                params=backend._params(),
-                headers=c.prepare_headers(),
-            )
-            return bool(answer)
-
-        if not await backend._run(backend._call, renew):
-            self._session = None
-            return False
-        return await self.leader() == self.holder
-
-    async def release(self) -> None:
-        """Step down (if leader) and end the session."""
-        session, self._session = self._session, None
-        if session is None:
-            return
-        await self.backend._run(
-            self.backend._call, lambda c: c.kv.put(self.key, self.holder, release=session)
-        )
-        await self.backend._run(
-            self.backend._call, lambda c: c.session.destroy(session, dc=self.backend.datacenter)
-        )
-
-    async def leader(self) -> str | None:
-        """The current leader's holder name, or None."""
-
-        def read(c: consul.Consul) -> str | None:
-            _, entry = c.kv.get(self.key)
-            if not entry or not entry.get("Session"):
-                return None
-            value = entry.get("Value")
-            return bytes(value).decode() if value else ""
-
-        return await self.backend._run(self.backend._call, read)

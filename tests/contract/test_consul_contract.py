@@ -22,7 +22,6 @@ import pytest
 from adapters import EventType, WatchEvent, create_backend
 from adapters.consul import (
     ConsulBackend,
-    ConsulLeaderElection,
     record_from_service,
     registration_as_catalog_entry,
     registration_for,
@@ -531,35 +530,6 @@ async def test_a_watch_fails_with_backend_unavailable_when_the_agent_goes(
     fake.stop()
     with pytest.raises(BackendUnavailable):
         await next_events(stream, 1, timeout=30)
-
-
-# -- leader election --------------------------------------------------------------------
-
-
-async def test_leader_election_admits_one_holder_at_a_time(
-    backend: ConsulBackend, fake: FakeConsul
-) -> None:
-    first = ConsulLeaderElection(backend, "prober", holder="hub-1", ttl=15)
-    second = ConsulLeaderElection(backend, "prober", holder="hub-2", ttl=15)
-    assert await first.try_acquire() is True
-    assert await second.try_acquire() is False
-    assert await first.leader() == "hub-1"
-    assert await first.renew() is True
-    await first.release()
-    assert await second.leader() is None
-    assert await second.try_acquire() is True
-    assert await first.leader() == "hub-2"
-    acquires = [
-        r
-        for r in fake.requests_to(f"/v1/kv/{PREFIX}.consul/leader/prober", "PUT")
-        if "acquire" in r.query
-    ]
-    assert len(acquires) == 3
-    assert fake.requests_to("/v1/session/create", "PUT")[0].json()["Behavior"] == "release"
-    # The election's key is the backend's own: the hub's keyspace never shows it.
-    snapshot = await backend.range("")
-    assert all(not kv.key.startswith(".consul/") for kv in snapshot.items)
-    await second.release()
 
 
 # -- configuration ----------------------------------------------------------------------
