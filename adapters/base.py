@@ -26,6 +26,7 @@ client library's errors at its edge (``raise ... from exc``).
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 import heapq
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -34,7 +35,11 @@ from typing import Any, ClassVar
 
 import orjson
 
+from shared.errors import InvalidRequest, RevisionConflict
+
 CATALOG_PREFIX = "catalog/"
+HEALTH_PREFIX = "health/"
+"""Where each instance's latest health result lives: ``health/<service>/<instance>``."""
 
 
 def catalog_key(service: str, instance_id: str) -> str:
@@ -42,10 +47,23 @@ def catalog_key(service: str, instance_id: str) -> str:
     return f"{CATALOG_PREFIX}{service}/{instance_id}"
 
 
+def url_host(host: str) -> str:
+    """``host`` as written in a URL or ``host:port``: an IPv6 address goes in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def check_revision(key: str, actual: int, expected: int | None) -> None:
+    """Raise :class:`~shared.errors.RevisionConflict` unless ``key``'s ``mod_revision``
+    (``actual``, 0 when absent) is the ``if_revision`` the caller expects (``None``: any)."""
+    if expected is not None and actual != expected:
+        raise RevisionConflict(
+            f"key {key!r} is at revision {actual}, not {expected}",
+            details={"key": key, "expected_revision": expected, "actual_revision": actual},
+        )
+
+
 def check_puts(puts: Sequence[Put]) -> None:
     """Refuse a :meth:`Backend.put_all` batch that no backend can apply atomically."""
-    from shared.errors import InvalidRequest
-
     keys = [p.key for p in puts]
     if not keys:
         raise InvalidRequest("put_all needs at least one write")
@@ -60,6 +78,34 @@ def prefix_end(prefix: str) -> str:
     if not prefix:
         return "\U0010ffff"
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class ChangeNotifier:
+    """Wakes every waiter once per change (an in-memory fan-out within one process).
+
+    Capture :meth:`current` *before* reading state and wait on it afterwards, so a change
+    between the read and the wait is never missed.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.closed = False
+
+    def current(self) -> asyncio.Event:
+        """The event the next change will set."""
+        return self._event
+
+    def notify(self) -> None:
+        """Wake everyone waiting on the current event."""
+        # Swap before setting, so every waiter that captured the old event wakes exactly
+        # once and later waiters wait for the next change.
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    def close(self) -> None:
+        """Wake everyone for good (the owner is stopping)."""
+        self.closed = True
+        self.notify()
 
 
 class EventType(enum.Enum):

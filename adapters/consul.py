@@ -70,7 +70,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -81,8 +80,10 @@ from consul.callback import CB
 
 from adapters.base import (
     CATALOG_PREFIX,
+    HEALTH_PREFIX,
     Backend,
     Capabilities,
+    ChangeNotifier,
     EventType,
     KeyValue,
     Lease,
@@ -90,6 +91,8 @@ from adapters.base import (
     Snapshot,
     WatchEvent,
     check_puts,
+    check_revision,
+    url_host,
 )
 from shared.errors import (
     BackendPermissionDenied,
@@ -103,12 +106,12 @@ from shared.errors import (
     RevisionCompacted,
     RevisionConflict,
 )
+from shared.timestamps import iso_utc
 
 log = logging.getLogger("central_hub.consul")
 
 T = TypeVar("T")
 
-HEALTH_PREFIX = "health/"
 INTERNAL_DIR = ".consul/"
 """Reserved subtree of the KV prefix for the backend's own keys; never shown to the hub."""
 
@@ -148,10 +151,6 @@ _KNOWN_FIELDS = (
 _MAX_META_VALUE = 512
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _lease_id(session_id: str) -> int:
     """The hub's lease id for a Consul session: 60 bits of its UUID (fits orjson's int64)."""
     return int(uuid.UUID(session_id).hex[:15], 16)
@@ -171,7 +170,7 @@ class _Journal:
     """The highest revision the feeds have reached."""
     errors: dict[str, HubError] = field(default_factory=dict)
     """The current failure of each feed ("kv", "catalog"); watchers raise the first."""
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    changes: ChangeNotifier = field(default_factory=ChangeNotifier)
 
     def append(self, batch: Iterable[WatchEvent], reached: int) -> None:
         self.events.extend(batch)
@@ -190,9 +189,7 @@ class _Journal:
         self.floor = max(self.floor, revision - 1)
 
     def notify(self) -> None:
-        # Swap before setting so every waiter that captured the old event wakes once.
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
+        self.changes.notify()
 
 
 class ConsulBackend(Backend):
@@ -435,7 +432,7 @@ class ConsulBackend(Backend):
             remaining = deadline - loop.time()
             if remaining <= 0 or self._closed:
                 return False
-            changed = self._journal.changed
+            changed = self._journal.changes.current()
             with contextlib.suppress(TimeoutError):  # not wait_for: 3.11 can lose a cancel
                 async with asyncio.timeout(min(remaining, 0.5)):
                     await changed.wait()
@@ -507,7 +504,7 @@ class ConsulBackend(Backend):
         for _ in range(32):  # bounded retries when another writer races an unconditional put
             _, entry = self._call(lambda c: c.kv.get(full))
             actual = int(entry["ModifyIndex"]) if entry else 0
-            _check_revision(key, actual, if_revision)
+            check_revision(key, actual, if_revision)
             version = max(1, int(entry.get("Flags") or 0)) + 1 if entry else 1
             ops: list[dict[str, Any]] = [
                 {"KV": {"Verb": "check-index", "Key": full, "Index": actual}}
@@ -570,7 +567,7 @@ class ConsulBackend(Backend):
                 full = self._full(put.key)
                 _, entry = self._call(partial(_kv_get, full))
                 actual = int(entry["ModifyIndex"]) if entry else 0
-                _check_revision(put.key, actual, put.if_revision)
+                check_revision(put.key, actual, put.if_revision)
                 version = max(1, int(entry.get("Flags") or 0)) + 1 if entry else 1
                 ops.append(
                     {"KV": {"Verb": "check-index", "Key": full, "Index": actual}}
@@ -612,7 +609,7 @@ class ConsulBackend(Backend):
         for _ in range(32):
             _, entry = self._call(lambda c: c.kv.get(full))
             actual = int(entry["ModifyIndex"]) if entry else 0
-            _check_revision(key, actual, if_revision)
+            check_revision(key, actual, if_revision)
             if entry is None:
                 return None
             committed, _, errors = self._txn(
@@ -1065,7 +1062,7 @@ class ConsulBackend(Backend):
                     health = {
                         "status": STATUS_MAP[status],
                         "latency": None,
-                        "last_check": _now_iso(),
+                        "last_check": iso_utc(timespec="auto"),
                         "output": output,
                     }
                     out[f"{HEALTH_PREFIX}{name}/{instance_id}"] = (
@@ -1168,7 +1165,7 @@ class ConsulBackend(Backend):
                     "the watcher fell behind the backend's watch history; resync",
                     details={"compacted_revision": journal.floor},
                 )
-            changed = journal.changed
+            changed = journal.changes.current()
             pending = journal.events[position - journal.dropped :]
             position += len(pending)
             for event in pending:
@@ -1248,15 +1245,13 @@ def _check_for(record: dict[str, Any], host: str, port: int) -> dict[str, Any] |
     check: dict[str, Any] = {"Name": f"central-hub {kind} check", "Status": "passing"}
     if kind == "http":
         scheme = "https" if record.get("protocol") in ("https", "wss", "grpcs") else "http"
-        shown = f"[{host}]" if ":" in host else host
         check.update(
-            HTTP=f"{scheme}://{shown}:{port}{record.get('health_endpoint') or '/health'}",
+            HTTP=f"{scheme}://{url_host(host)}:{port}{record.get('health_endpoint') or '/health'}",
             Method="GET",
             Interval=interval,
         )
     elif kind == "tcp":
-        shown = f"[{host}]" if ":" in host else host
-        check.update(TCP=f"{shown}:{port}", Interval=interval)
+        check.update(TCP=f"{url_host(host)}:{port}", Interval=interval)
     elif kind == "ttl":
         check["TTL"] = _duration(record.get("ttl") or spec.get("interval") or 30)
     else:
@@ -1417,14 +1412,6 @@ def _parse_lease_record(value: bytes) -> tuple[str, int, float] | None:
 
 def _kv_get(key: str, c: consul.Consul) -> tuple[Any, Any]:
     return c.kv.get(key)
-
-
-def _check_revision(key: str, actual: int, expected: int | None) -> None:
-    if expected is not None and actual != expected:
-        raise RevisionConflict(
-            f"key {key!r} is at revision {actual}, not {expected}",
-            details={"key": key, "expected_revision": expected, "actual_revision": actual},
-        )
 
 
 def _translate(exc: BaseException) -> HubError:

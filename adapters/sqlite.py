@@ -31,6 +31,7 @@ from adapters.base import (
     AuditRecord,
     Backend,
     Capabilities,
+    ChangeNotifier,
     EventType,
     KeyValue,
     Lease,
@@ -38,6 +39,7 @@ from adapters.base import (
     Snapshot,
     WatchEvent,
     check_puts,
+    check_revision,
     prefix_end,
 )
 from shared.errors import (
@@ -46,7 +48,6 @@ from shared.errors import (
     InvalidRequest,
     LeaseNotFound,
     RevisionCompacted,
-    RevisionConflict,
 )
 
 T = TypeVar("T")
@@ -114,7 +115,7 @@ class SQLiteBackend(Backend):
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._changed: asyncio.Event | None = None
+        self._changes = ChangeNotifier()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -122,7 +123,7 @@ class SQLiteBackend(Backend):
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-sqlite")
-        self._changed = asyncio.Event()
+        self._changes = ChangeNotifier()
         self._closed = False
         await self._run(self._open_sync)
         self._reaper = asyncio.create_task(self._reap_forever(), name="sqlite-lease-reaper")
@@ -151,8 +152,7 @@ class SQLiteBackend(Backend):
         if self._closed:
             return
         self._closed = True
-        if self._changed is not None:
-            self._changed.set()
+        self._changes.close()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -207,12 +207,6 @@ class SQLiteBackend(Backend):
             yield conn
         finally:
             conn.execute("COMMIT")
-
-    def _notify(self) -> None:
-        # Swap before setting so a watcher that captured the old event wakes exactly once.
-        if self._changed is not None:
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
 
     @staticmethod
     def _head(conn: sqlite3.Connection) -> int:
@@ -271,13 +265,13 @@ class SQLiteBackend(Backend):
         if_revision: int | None = None,
     ) -> int:
         rev = await self._run(self._put_sync, key, bytes(value), lease, if_revision)
-        self._notify()
+        self._changes.notify()
         return rev
 
     def _put_sync(self, key: str, value: bytes, lease: int | None, if_revision: int | None) -> int:
         with self._write() as conn:
             row = conn.execute("SELECT mod_rev FROM kv WHERE key = ?", (key,)).fetchone()
-            _check_revision(key, row[0] if row else 0, if_revision)
+            check_revision(key, row[0] if row else 0, if_revision)
             if lease is not None:
                 held = conn.execute(
                     "SELECT expires_at FROM leases WHERE id = ?", (lease,)
@@ -304,7 +298,7 @@ class SQLiteBackend(Backend):
         rev = await self._run(
             self._put_all_sync, [(p.key, bytes(p.value), p.if_revision) for p in puts]
         )
-        self._notify()
+        self._changes.notify()
         return rev
 
     def _put_all_sync(self, puts: list[tuple[str, bytes, int | None]]) -> int:
@@ -312,7 +306,7 @@ class SQLiteBackend(Backend):
             existing = {}
             for key, _, if_revision in puts:
                 row = conn.execute("SELECT mod_rev FROM kv WHERE key = ?", (key,)).fetchone()
-                _check_revision(key, row[0] if row else 0, if_revision)
+                check_revision(key, row[0] if row else 0, if_revision)
                 existing[key] = row is not None
             rev = 0
             for key, value, _ in puts:
@@ -336,13 +330,13 @@ class SQLiteBackend(Backend):
             raise InvalidRequest("a delete cannot require the key to be absent")
         rev = await self._run(self._delete_sync, key, if_revision)
         if rev is not None:
-            self._notify()
+            self._changes.notify()
         return rev
 
     def _delete_sync(self, key: str, if_revision: int | None) -> int | None:
         with self._write() as conn:
             row = conn.execute("SELECT mod_rev FROM kv WHERE key = ?", (key,)).fetchone()
-            _check_revision(key, row[0] if row else 0, if_revision)
+            check_revision(key, row[0] if row else 0, if_revision)
             if row is None:
                 return None
             rev = self._append(conn, key, _DELETE, None, None)
@@ -381,7 +375,7 @@ class SQLiteBackend(Backend):
 
     async def revoke_lease(self, lease_id: int) -> None:
         if await self._run(self._revoke_sync, [lease_id]):
-            self._notify()
+            self._changes.notify()
 
     def _revoke_sync(self, lease_ids: list[int]) -> int:
         deleted = 0
@@ -428,7 +422,7 @@ class SQLiteBackend(Backend):
         while not self._closed:
             try:
                 if await self._run(self._reap_sync):
-                    self._notify()
+                    self._changes.notify()
             except BackendUnavailable:
                 pass  # busy or briefly failing: the next round retries
             await asyncio.sleep(self.reap_interval)
@@ -500,7 +494,7 @@ class SQLiteBackend(Backend):
         end = prefix_end(prefix)
         batch = 1000
         while not self._closed:
-            changed = self._changed
+            changed = self._changes.current()
             rows, head = await self._run(self._log_since_sync, prefix, end, next_rev, batch)
             for rev, key, kind, value, lease in rows:
                 yield WatchEvent(
@@ -516,11 +510,10 @@ class SQLiteBackend(Backend):
             if head >= next_rev:
                 yield WatchEvent(type=EventType.PROGRESS, key="", revision=head)
                 next_rev = head + 1
-            if changed is not None:
-                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_interval):
-                        await changed.wait()
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await changed.wait()
         raise BackendUnavailable("the embedded store was closed")
 
     def _log_since_sync(
@@ -558,11 +551,3 @@ def _kv(row: tuple[Any, ...]) -> KeyValue:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _check_revision(key: str, actual: int, expected: int | None) -> None:
-    if expected is not None and actual != expected:
-        raise RevisionConflict(
-            f"key {key!r} is at revision {actual}, not {expected}",
-            details={"key": key, "expected_revision": expected, "actual_revision": actual},
-        )

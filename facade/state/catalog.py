@@ -16,14 +16,13 @@ from typing import Any
 import orjson
 
 from adapters import EventType, KeyValue, WatchEvent
-from adapters.base import CATALOG_PREFIX
+from adapters.base import CATALOG_PREFIX, HEALTH_PREFIX, url_host
 from facade.state.checks import CheckSpec
 from facade.state.confidence import confidence_score
 from shared.tenancy import minimum_tier
 
 log = logging.getLogger("central_hub.catalog")
 
-HEALTH_PREFIX = "health/"
 STATUSES = ("healthy", "degraded", "critical")
 
 
@@ -34,8 +33,7 @@ def health_key(service: str, instance_id: str) -> str:
 
 def endpoint_url(protocol: str, host: str, port: int) -> str:
     """The URL callers use to reach an instance directly."""
-    shown = f"[{host}]" if ":" in host else host
-    return f"{protocol}://{shown}:{port}"
+    return f"{protocol}://{url_host(host)}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
