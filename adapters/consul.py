@@ -94,6 +94,7 @@ from adapters.base import (
     check_revision,
     url_host,
 )
+from shared.backoff import Backoff
 from shared.errors import (
     BackendPermissionDenied,
     BackendTimeout,
@@ -117,6 +118,16 @@ INTERNAL_DIR = ".consul/"
 
 MIN_SESSION_TTL = 10
 MAX_SESSION_TTL = 86_400
+
+# Retry delays of the feeds, in seconds. Jittered (shared.backoff), so the replicas that
+# lost the same agent do not come back in lock-step.
+FEED_RETRY_BASE = 0.2
+"""First retry of a failed blocking query; the step doubles per failure up to the cap."""
+FEED_RETRY_CAP = 5.0
+REFUSED_RETRY = 5.0
+"""Retry of a query Consul refused (e.g. the ACL token): retrying fast would not cure it."""
+REFRESH_RETRY = 1.0
+"""Retry of a failed catalog refresh."""
 
 STATUS_MAP = {"passing": "healthy", "warning": "degraded", "critical": "critical"}
 _STATUS_RANK = {"passing": 0, "warning": 1, "critical": 2, "maintenance": 2}
@@ -905,7 +916,8 @@ class ConsulBackend(Backend):
 
     async def _kv_feed(self) -> None:
         """Follow the KV prefix with blocking queries and journal the differences."""
-        failures = 0
+        backoff = Backoff(FEED_RETRY_BASE, FEED_RETRY_CAP)
+        refused_backoff = Backoff(REFUSED_RETRY, REFUSED_RETRY)
         query_index = self._kv_index
         while not self._closed:
             try:
@@ -915,17 +927,16 @@ class ConsulBackend(Backend):
             except BackendUnavailable as exc:
                 if self._closed:
                     return
-                failures += 1
                 self._journal.errors["kv"] = exc
                 self._journal.notify()
-                await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
+                await asyncio.sleep(backoff.next())
                 continue
             except HubError as exc:  # e.g. permission denied: report, retry slowly
                 self._journal.errors["kv"] = exc
                 self._journal.notify()
-                await asyncio.sleep(5.0)
+                await asyncio.sleep(refused_backoff.next())
                 continue
-            failures = 0
+            backoff.reset()
             self._journal.errors.pop("kv", None)
             # Consul's documented rules for blocking loops: an index that goes backwards
             # resets the query to 0; an index must be at least 1 to block.
@@ -952,7 +963,7 @@ class ConsulBackend(Backend):
     async def _catalog_trigger(self, which: str) -> None:
         """Block on the services list or all checks; mark the catalog dirty on change."""
         index = 0
-        failures = 0
+        backoff = Backoff(FEED_RETRY_BASE, FEED_RETRY_CAP)
         path = "/v1/catalog/services" if which == "services" else "/v1/health/state/any"
 
         def block(c: consul.Consul) -> int:
@@ -968,16 +979,17 @@ class ConsulBackend(Backend):
             except HubError:
                 if self._closed:
                     return
-                failures += 1
-                await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
+                await asyncio.sleep(backoff.next())
                 self._catalog_dirty.set()
                 continue
-            failures = 0
+            backoff.reset()
             if new_index != index:
                 index = new_index if new_index > 0 else 1
                 self._catalog_dirty.set()
 
     async def _catalog_refresher(self) -> None:
+        """Rebuild the catalog snapshot whenever a trigger marks it dirty."""
+        backoff = Backoff(REFRESH_RETRY, REFRESH_RETRY)
         while not self._closed:
             await self._catalog_dirty.wait()
             self._catalog_dirty.clear()
@@ -988,7 +1000,7 @@ class ConsulBackend(Backend):
             except HubError as exc:
                 self._journal.errors["catalog"] = exc
                 self._journal.notify()
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(backoff.next())
                 self._catalog_dirty.set()
 
     async def _refresh_catalog(self, *, initial: bool) -> None:
