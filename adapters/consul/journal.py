@@ -26,6 +26,7 @@ class Journal:
     changes: ChangeNotifier = field(default_factory=ChangeNotifier)
 
     def append(self, batch: Iterable[WatchEvent], reached: int) -> None:
+        """Add a feed's events (it has reached revision ``reached``); wake the watchers."""
         self.events.extend(batch)
         self.head = max(self.head, reached)
         overflow = len(self.events) - self.maxlen
@@ -36,10 +37,12 @@ class Journal:
         self.notify()
 
     def trim_below(self, revision: int) -> None:
+        """Forget the events before ``revision`` (watches from older revisions fail)."""
         keep = [e for e in self.events if e.revision >= revision]
         self.dropped += len(self.events) - len(keep)
         self.events = keep
         self.floor = max(self.floor, revision - 1)
 
     def notify(self) -> None:
+        """Wake every watcher (new events, a feed error, or close)."""
         self.changes.notify()

@@ -193,6 +193,7 @@ class ConsulSessions(ConsulClient):
 
 
 def record_lease(value: bytes) -> int | None:
+    """The lease id an instance record (JSON) is bound to, or ``None``."""
     try:
         lease = json.loads(value).get("lease")
     except (ValueError, AttributeError):
@@ -201,6 +202,7 @@ def record_lease(value: bytes) -> int | None:
 
 
 def parse_lease_record(value: bytes) -> tuple[str, int, float] | None:
+    """(session, ttl, deadline) of a lease record under ``.consul/leases/``, or ``None``."""
     try:
         record = json.loads(value)
         return str(record["session"]), int(record["ttl"]), float(record["deadline"])
