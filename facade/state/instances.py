@@ -12,7 +12,7 @@ import orjson
 from adapters import Backend, catalog_key
 from facade.models import Heartbeat, ServiceRegistration
 from facade.state.catalog import Instance, health_key
-from facade.state.checks import CheckSpec
+from facade.state.check_spec import CheckSpec
 from facade.state.view import StateView
 from shared.errors import InstanceNotFound, InvalidRequest, LeaseNotFound
 
