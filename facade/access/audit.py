@@ -28,9 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters import AuditQuery, Backend
 from facade.access.tokens import Permission
-from facade.state.instances import utc_now
 from shared.errors import HubError
 from shared.tenancy import HEADER_COMPANY_ID, HEADER_CORRELATION_ID, HEADER_TENANT_ID
+from shared.timestamps import utc_now
 
 log = logging.getLogger("central_hub.audit")
 

@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from adapters import Backend, KeyValue
 from facade.models import TENANT_ID_PATTERN, ServiceName
-from facade.state.instances import utc_now
 from facade.state.view import StateView
 from shared.errors import BackendTimeout, RevisionConflict
+from shared.timestamps import utc_now
 
 log = logging.getLogger("central_hub.errors")
 

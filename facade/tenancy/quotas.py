@@ -21,7 +21,6 @@ import random
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,7 +28,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from adapters import Backend, KeyValue
-from facade.state.instances import utc_now
 from facade.state.view import StateView
 from facade.tenancy.config_store import ConfigService
 from facade.tenancy.tenants import TenantDirectory
@@ -40,6 +38,7 @@ from shared.errors import (
     QuotaReleaseExceedsUsage,
     RevisionConflict,
 )
+from shared.timestamps import iso_utc, utc_now
 
 log = logging.getLogger("central_hub.quotas")
 
@@ -87,10 +86,6 @@ def usage_prefix(tenant_id: str) -> str:
 def window_start(now: float) -> int:
     """Start (epoch seconds) of the hourly window containing ``now``."""
     return int(now // WINDOW_SECONDS) * WINDOW_SECONDS
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +188,8 @@ class QuotaService:
         }
         if resource.windowed:
             start = window_start(now)
-            state["window_start"] = _iso(start)
-            state["window_end"] = _iso(start + WINDOW_SECONDS)
+            state["window_start"] = iso_utc(start, timespec="seconds")
+            state["window_end"] = iso_utc(start + WINDOW_SECONDS, timespec="seconds")
         return state
 
     def usage(self, tenant_id: str) -> dict[str, Any]:

@@ -32,11 +32,11 @@ import httpx
 import orjson
 
 from adapters import Backend, KeyValue, WatchEvent
-from facade.state.instances import utc_now
 from facade.state.view import StateView
 from facade.tenancy.config_store import ChangeSignal, ConfigService, Scope
 from facade.tenancy.tenants import TenantDirectory
 from shared.errors import InvalidRequest, RevisionConflict, WebhookNotFound
+from shared.timestamps import utc_now
 
 log = logging.getLogger("central_hub.webhooks")
 
