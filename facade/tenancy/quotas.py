@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from adapters import Backend, KeyValue
 from facade.state.view import StateView
 from facade.tenancy.config_store import ConfigService
 from facade.tenancy.tenants import TenantDirectory
+from shared.backoff import jittered_delay
 from shared.errors import (
     BackendTimeout,
     InvalidRequest,
@@ -45,6 +45,10 @@ log = logging.getLogger("central_hub.quotas")
 USAGE_PREFIX = "usage/"
 ALERT_THRESHOLD = 0.8
 WINDOW_SECONDS = 3600
+# Waits between compare-and-swap rounds that lost to another replica: jittered, so the
+# replicas spread out and one of them wins each round; a millisecond first, 20 ms at most.
+CAS_RETRY_BASE = 0.001
+CAS_RETRY_CAP = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,8 +282,7 @@ class QuotaService:
                         f"{resource.name} of tenant {tenant_id!r} is too contended; try again",
                         details={"retry_after": 1, "attempts": attempt},
                     ) from None
-                # Jittered backoff spreads the replicas so one of them wins each round.
-                await asyncio.sleep(random.uniform(0, min(0.02, 0.001 * attempt)))
+                await asyncio.sleep(jittered_delay(attempt - 1, CAS_RETRY_BASE, CAS_RETRY_CAP))
                 kv, fresh = await self.backend.get(key), True
         self._last_written[key] = KeyValue(
             key, value, kv.create_revision if kv else revision, revision
