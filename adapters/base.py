@@ -48,8 +48,9 @@ def catalog_key(service: str, instance_id: str) -> str:
 
 
 def url_host(host: str) -> str:
-    """``host`` as written in a URL or ``host:port``: an IPv6 address goes in brackets."""
-    return f"[{host}]" if ":" in host else host
+    """``host`` as written in a URL or ``host:port``: an IPv6 address goes in brackets
+    (once: a host already in brackets is kept as it is)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def check_revision(key: str, actual: int, expected: int | None) -> None:

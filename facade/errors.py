@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -147,27 +148,58 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         headers = scope.get("headers") or ()
-        header_bytes = sum(len(k) + len(v) + 4 for k, v in headers)
-        if header_bytes > self.max_header_bytes:
-            error: e.HubError = e.HeadersTooLarge(
-                f"the request headers exceed {self.max_header_bytes} bytes",
-                details={"max_header_bytes": self.max_header_bytes},
-            )
+        error = self._header_error(headers)
+        if error is not None:
             await error_response(error)(scope, receive, send)
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
-        too_large = e.PayloadTooLarge(
-            f"the request body exceeds {self.max_body_bytes} bytes",
-            details={"max_bytes": self.max_body_bytes},
+        body, error = await self._checked_body(headers, receive)
+        if error is not None:
+            await error_response(error)(scope, receive, send)
+            return
+        await self.app(scope, _replaying(body, receive), send)
+
+    def _header_error(self, headers: Iterable[tuple[bytes, bytes]]) -> e.HubError | None:
+        """431 when the request headers (name, value and framing) exceed the limit."""
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in headers)
+        if header_bytes <= self.max_header_bytes:
+            return None
+        return e.HeadersTooLarge(
+            f"the request headers exceed {self.max_header_bytes} bytes",
+            details={"max_header_bytes": self.max_header_bytes},
         )
+
+    def _declares_too_large(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        """Whether a ``Content-Length`` is unreadable or over the limit (any of them)."""
         for name, value in headers:
             if name == b"content-length":
                 declared = int(value) if value.isdigit() else -1
                 if declared < 0 or declared > self.max_body_bytes:
-                    await error_response(too_large)(scope, receive, send)
-                    return
+                    return True
+        return False
+
+    async def _checked_body(
+        self, headers: Iterable[tuple[bytes, bytes]], receive: Receive
+    ) -> tuple[bytes, e.HubError | None]:
+        """The request body, and the error to answer instead when it breaks a limit."""
+        if self._declares_too_large(headers):
+            return b"", self._too_large()
+        body = await self._read_body(receive)
+        if body is None:
+            return b"", self._too_large()
+        return body, self._body_error(body)
+
+    def _too_large(self) -> e.HubError:
+        return e.PayloadTooLarge(
+            f"the request body exceeds {self.max_body_bytes} bytes",
+            details={"max_bytes": self.max_body_bytes},
+        )
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body (what arrived, if the client went away), or ``None`` once the
+        chunks exceed ``max_body_bytes``."""
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -177,38 +209,42 @@ class RequestLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await error_response(too_large)(scope, receive, send)
-                return
+                return None
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
+        return b"".join(chunks)
+
+    def _body_error(self, body: bytes) -> e.HubError | None:
+        """400 for JSON nested deeper than the limit or holding a lone surrogate escape."""
         openers = body.count(b"[") + body.count(b"{")
         if openers > self.max_json_depth and json_nesting_depth(body) > self.max_json_depth:
-            error = e.InvalidRequest(
+            return e.InvalidRequest(
                 f"the JSON body nests deeper than {self.max_json_depth} levels",
                 details={"max_json_depth": self.max_json_depth},
             )
-            await error_response(error)(scope, receive, send)
-            return
         surrogate_at = lone_surrogate_path(body)
         if surrogate_at is not None:
-            error = e.InvalidRequest(
+            return e.InvalidRequest(
                 "the JSON body holds a lone UTF-16 surrogate escape, which is not a character",
                 details={"errors": [{"field": surrogate_at, "problem": "lone UTF-16 surrogate"}]},
             )
-            await error_response(error)(scope, receive, send)
-            return
-        replayed = False
+        return None
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app the already-read ``body`` as one message, then
+    passes on to the real one (a disconnect, for instance)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def json_nesting_depth(body: bytes) -> int:

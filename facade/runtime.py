@@ -28,6 +28,7 @@ from facade.tenancy.config_store import CONFIG_PREFIX, ConfigIndex, ConfigServic
 from facade.tenancy.quotas import QuotaMetrics, QuotaService, usage_prefix
 from facade.tenancy.tenants import TENANTS_PREFIX, TenantDirectory, TenantService
 from facade.tenancy.webhooks import WEBHOOKS_PREFIX, WebhookService, tenant_webhooks_prefix
+from shared.backoff import Backoff
 from shared.errors import BackendUnavailable, HubError
 
 log = logging.getLogger("central_hub")
@@ -234,7 +235,7 @@ class Hub:
 
     async def _bootstrap(self) -> None:
         """Create the first admin token once the backend is reachable."""
-        delay = 0.5
+        backoff = Backoff(0.5, 5.0)
         while True:
             try:
                 if self.view.synced:
@@ -245,8 +246,7 @@ class Hub:
                     return
             except (HubError, OSError) as exc:
                 log.warning("bootstrap admin token not created yet: %s", exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(backoff.next())
 
     async def _bootstrap_once(self) -> None:
         path = self.settings.bootstrap_token_path

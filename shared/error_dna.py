@@ -36,9 +36,10 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
+
+from shared.timestamps import iso_utc
 
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -483,8 +484,8 @@ class ErrorGroup:
             "pattern": self.pattern,
             "sample_message": self.sample_message,
             "count": self.count,
-            "first_seen": _iso(self.first_seen),
-            "last_seen": _iso(self.last_seen),
+            "first_seen": iso_utc(self.first_seen, timespec="auto"),
+            "last_seen": iso_utc(self.last_seen, timespec="auto"),
             "tenants": sorted(self.tenants),
         }
 
@@ -530,14 +531,9 @@ class ErrorAnalysis:
             "frames": list(self.frames),
             "context": _json_safe(self.context),
             "occurrences": self.occurrences,
-            "first_seen": _iso(self.first_seen),
-            "last_seen": _iso(self.last_seen),
+            "first_seen": iso_utc(self.first_seen, timespec="auto"),
+            "last_seen": iso_utc(self.last_seen, timespec="auto"),
         }
-
-
-def _iso(ts: float) -> str:
-    """Seconds since the epoch as an RFC 3339 UTC string."""
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _json_safe(value: Any) -> Any:

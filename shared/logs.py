@@ -27,10 +27,11 @@ import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar, Token
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any
 
 from shared.tenancy import TenantContext
+from shared.timestamps import iso_utc
 
 _service_name: ContextVar[str | None] = ContextVar("hub_service_name", default=None)
 _tenant: ContextVar[TenantContext | None] = ContextVar("hub_tenant_context", default=None)
@@ -139,9 +140,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """The JSON line for ``record``."""
         line: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "timestamp": iso_utc(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -28,9 +28,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters import AuditQuery, Backend
 from facade.access.tokens import Permission
-from facade.state.instances import utc_now
+from shared.backoff import Backoff
 from shared.errors import HubError
 from shared.tenancy import HEADER_COMPANY_ID, HEADER_CORRELATION_ID, HEADER_TENANT_ID
+from shared.timestamps import utc_now
 
 log = logging.getLogger("central_hub.audit")
 
@@ -130,7 +131,7 @@ class AuditLog:
             await self._progress.wait()
 
     async def _write_forever(self) -> None:
-        delay = 0.1
+        backoff = Backoff(0.1, 5.0)
         while True:
             if not self._pending:
                 self._wakeup.clear()
@@ -140,8 +141,7 @@ class AuditLog:
                 await self.backend.append_audit(batch)
             except (HubError, OSError) as exc:
                 log.warning("audit batch of %d not stored yet (retrying): %s", len(batch), exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await asyncio.sleep(backoff.next())
                 continue
             except Exception:  # a bug, not an outage: retrying would never end
                 log.exception("audit batch of %d lost", len(batch))
@@ -149,7 +149,7 @@ class AuditLog:
             else:
                 self.stored += len(batch)
                 self.batches += 1
-            delay = 0.1
+            backoff.reset()
             for _ in batch:
                 self._pending.popleft()
             self._done += len(batch)

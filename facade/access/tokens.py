@@ -28,14 +28,12 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from adapters import Backend, EventType, KeyValue, Put, WatchEvent
-from facade.state.instances import utc_now
 from facade.state.view import StateView
 from shared.errors import (
     DuplicateHeader,
@@ -46,6 +44,7 @@ from shared.errors import (
     TenantMismatch,
     Unauthorized,
 )
+from shared.timestamps import iso_utc, parse_iso_utc, utc_now
 
 log = logging.getLogger("central_hub.security")
 
@@ -321,8 +320,7 @@ class TokenService:
             role=role, name=name, created_by=created_by, tenant_id=tenant_id, services=services
         )
         if expires_in is not None:
-            expiry = datetime.fromtimestamp(time.time() + expires_in, UTC)
-            record["expires_at"] = expiry.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            record["expires_at"] = iso_utc(time.time() + expires_in)
         revision = await self.backend.put(
             TOKENS_PREFIX + record["id"], orjson.dumps(record), if_revision=0
         )
@@ -341,7 +339,7 @@ class TokenService:
             if kv is None:
                 raise NotFound(f"no token {token_id!r}", details={"token_id": token_id})
             record = orjson.loads(kv.value)
-            record["revoked_at"] = record.get("revoked_at") or _now()
+            record["revoked_at"] = record.get("revoked_at") or utc_now()
             try:
                 revision = await self.backend.put(
                     kv.key, orjson.dumps(record), if_revision=kv.mod_revision
@@ -488,7 +486,7 @@ def _new_token(
         "tenant_id": tenant_id,
         "services": services or [],
         "secret_sha256": _digest(secret),
-        "created_at": _now(),
+        "created_at": utc_now(),
         "created_by": created_by,
         "revoked_at": None,
     }
@@ -500,10 +498,8 @@ def expiry_of(record: Mapping[str, Any]) -> float | None:
     raw = record.get("expires_at")
     if not raw:
         return None
-    try:
-        return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0  # an unreadable expiry is treated as expired: fail closed
+    expiry = parse_iso_utc(str(raw))
+    return 0.0 if expiry is None else expiry  # an unreadable expiry counts as expired
 
 
 class Grant:
@@ -652,10 +648,6 @@ def _split(token: str) -> tuple[str | None, str | None]:
     if not dot or not token_id.isalnum() or len(token_id) > 32:
         return None, None
     return token_id, secret
-
-
-def _now() -> str:
-    return utc_now()
 
 
 class AccessControl:

@@ -44,10 +44,10 @@ import orjson
 import pybreaker
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
-from facade.state.checks import iso_utc, parse_iso_utc
 from facade.state.view import StateView
 from shared.errors import BackendUnavailable, HubError, RevisionConflict
 from shared.tenancy import TIERS
+from shared.timestamps import iso_utc, parse_iso_utc
 
 log = logging.getLogger("central_hub.circuits")
 

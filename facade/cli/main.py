@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from adapters.base import url_host
 from facade.settings import HubSettings, SettingsError, load_settings
 from shared.errors import HubError
 
@@ -88,10 +89,8 @@ def _default_url() -> str:
     host = os.environ.get("HUB_HOST") or "127.0.0.1"
     if host in ("0.0.0.0", "::", ""):  # a wildcard bind is reached on loopback
         host = "127.0.0.1"
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
     port = os.environ.get("HUB_PORT") or "7000"
-    return f"http://{host}:{port}"
+    return f"http://{url_host(host)}:{port}"
 
 
 def _default_token_file() -> Path:

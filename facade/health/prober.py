@@ -8,16 +8,15 @@ drift; a probe still running when its next turn comes is skipped and counted, ne
 stacked. How late probes start against their schedule is recorded
 (:meth:`HealthProber.stats`).
 
-Results go through :class:`facade.state.checks.HealthTracker` and are written (by one writer
-task, coalescing per instance) to ``health/<service>/<instance>`` only when they change
-meaningfully
-(:meth:`~facade.state.checks.HealthTracker.should_write`), so a steady fleet costs one write
-per instance per ``refresh_seconds``, not one per probe. Probe outcomes of instances that
-discovery currently offers also feed the service's circuit breakers; outcomes of
-instances already critical do not (health has removed them already, counting them again
-would trip the whole service for one dead instance). Instances critical for longer than
-their check's ``deregister_after`` are deregistered; health records left behind by
-instances that vanished (an expired lease) are deleted.
+Results go through :class:`facade.health.tracker.HealthTracker` and are written (by one
+writer task, coalescing per instance) to ``health/<service>/<instance>`` only when they
+change meaningfully (:meth:`~facade.health.tracker.HealthTracker.should_write`), so a
+steady fleet costs one write per instance per ``refresh_seconds``, not one per probe.
+Probe outcomes of instances that discovery currently offers also feed the service's
+circuit breakers; outcomes of instances already critical do not (health has removed them
+already, counting them again would trip the whole service for one dead instance).
+Instances critical for longer than their check's ``deregister_after`` are deregistered;
+health records left behind by instances that vanished (an expired lease) are deleted.
 """
 
 from __future__ import annotations
@@ -39,8 +38,9 @@ import orjson
 
 from adapters import Backend
 from facade.circuits.breakers import CircuitBreakers
+from facade.health.tracker import HealthTracker
 from facade.state.catalog import CatalogIndex, Instance, endpoint_url, health_key
-from facade.state.checks import CheckSpec, HealthTracker
+from facade.state.check_spec import CheckSpec
 from facade.state.instances import RegistryService
 from facade.state.view import StateView
 from shared.errors import HubError, InstanceNotFound

@@ -17,7 +17,7 @@ import orjson
 
 from adapters import EventType, KeyValue, WatchEvent
 from adapters.base import CATALOG_PREFIX, HEALTH_PREFIX, url_host
-from facade.state.checks import CheckSpec
+from facade.state.check_spec import CheckSpec
 from facade.state.confidence import confidence_score
 from shared.tenancy import minimum_tier
 

@@ -5,8 +5,9 @@ No model and no "AI": three observed factors multiplied, each in [0, 1].
     confidence = success_rate * latency_factor * trend_factor
 
 * ``success_rate``: share of passing probes among the instance's last 20
-  (``facade.state.checks.SUCCESS_WINDOW``); 1.0 before the first probe (the catalog counts an
-  unchecked instance as healthy, and this keeps that prior visible as certainty 1).
+  (``facade.health.tracker.SUCCESS_WINDOW``); 1.0 before the first probe (the catalog
+  counts an unchecked instance as healthy, and this keeps that prior visible as
+  certainty 1).
 * ``latency_factor = 1 / (1 + latency_ms / degraded_latency_ms)``: 1.0 at 0 ms, 0.5
   exactly at the instance's own degraded threshold, falling towards 0 beyond it.
   ``latency_ms`` is the EWMA (alpha 0.3) of passing probes; unknown latency gives 1.0.

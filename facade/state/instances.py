@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -12,9 +11,10 @@ import orjson
 from adapters import Backend, catalog_key
 from facade.models import Heartbeat, ServiceRegistration
 from facade.state.catalog import Instance, health_key
-from facade.state.checks import CheckSpec
+from facade.state.check_spec import CheckSpec
 from facade.state.view import StateView
 from shared.errors import InstanceNotFound, InvalidRequest, LeaseNotFound
+from shared.timestamps import utc_now  # tenancy.tenants/config_store still import it here
 
 log = logging.getLogger("central_hub.registry")
 
@@ -24,11 +24,6 @@ _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 def derive_instance_id(name: str, host: str, port: int) -> str:
     """A stable instance id, so re-registering the same endpoint is idempotent."""
     return _UNSAFE_ID_CHARS.sub("_", f"{name}-{host}-{port}").strip("._-")[:128]
-
-
-def utc_now() -> str:
-    """Current time in the API's ISO 8601 UTC form."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class RegistryService:

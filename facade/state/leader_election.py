@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
-from facade.state.checks import iso_utc
 from shared.errors import HubError, LeaseNotFound, RevisionConflict
+from shared.timestamps import iso_utc
 
 log = logging.getLogger("central_hub.leader")
 

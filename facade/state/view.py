@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
+from shared.backoff import Backoff
 from shared.errors import HubError, RevisionCompacted
 
 log = logging.getLogger("central_hub.view")
@@ -119,7 +120,7 @@ class StateView:
     # -- following the backend ------------------------------------------------------
 
     async def _follow(self) -> None:
-        delay = self.retry_interval
+        backoff = Backoff(self.retry_interval, self.max_retry_interval)
         need_snapshot = True
         while True:
             try:
@@ -134,7 +135,7 @@ class StateView:
                     self._mark_live()
                 async for event in self.backend.watch("", start_revision=self.revision + 1):
                     self._on_event(event)
-                    delay = self.retry_interval
+                    backoff.reset()
                 raise HubError("the backend watch ended")
             except asyncio.CancelledError:
                 raise
@@ -143,14 +144,12 @@ class StateView:
                 need_snapshot = True
             except HubError as exc:
                 self._mark_stale(exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_retry_interval)
+                await asyncio.sleep(backoff.next())
             except Exception as exc:  # a bug in a listener must not stop the feed
                 log.exception("view feed failed; resyncing")
                 self._mark_stale(exc)
                 need_snapshot = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_retry_interval)
+                await asyncio.sleep(backoff.next())
 
     def _mark_stale(self, exc: BaseException) -> None:
         if not self.stale:

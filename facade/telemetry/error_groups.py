@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 from typing import Annotated, Any, Literal
 
@@ -22,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from adapters import Backend, KeyValue
 from facade.models import TENANT_ID_PATTERN, ServiceName
-from facade.state.instances import utc_now
 from facade.state.view import StateView
+from shared.backoff import jittered_delay
 from shared.errors import BackendTimeout, RevisionConflict
+from shared.timestamps import utc_now
 
 log = logging.getLogger("central_hub.errors")
 
@@ -32,6 +32,10 @@ ERRORS_PREFIX = "errors/"
 _TENANT_ID = re.compile(TENANT_ID_PATTERN)
 # Tenants remembered per group: enough for "which tenants see this", bounded per record.
 MAX_TENANTS_PER_GROUP = 200
+# Waits between compare-and-swap rounds that lost to another replica: jittered, so the
+# replicas spread out and one of them wins each round; a millisecond first, 20 ms at most.
+CAS_RETRY_BASE = 0.001
+CAS_RETRY_CAP = 0.02
 
 Line = Annotated[str, StringConstraints(max_length=500)]
 Frame = Annotated[str, StringConstraints(max_length=300)]
@@ -113,7 +117,7 @@ class ErrorGroupService:
                         "error group too contended; try again",
                         details={"retry_after": 1, "attempts": attempt},
                     ) from None
-                await asyncio.sleep(random.uniform(0, min(0.02, 0.001 * attempt)))
+                await asyncio.sleep(jittered_delay(attempt - 1, CAS_RETRY_BASE, CAS_RETRY_CAP))
                 kv = await self.backend.get(key)
         if not await self.view.wait_for(revision, self.visibility_timeout):
             log.warning("error report at revision %d not yet visible here", revision)

@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,10 +27,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from adapters import Backend, KeyValue
-from facade.state.instances import utc_now
 from facade.state.view import StateView
 from facade.tenancy.config_store import ConfigService
 from facade.tenancy.tenants import TenantDirectory
+from shared.backoff import jittered_delay
 from shared.errors import (
     BackendTimeout,
     InvalidRequest,
@@ -40,12 +38,17 @@ from shared.errors import (
     QuotaReleaseExceedsUsage,
     RevisionConflict,
 )
+from shared.timestamps import iso_utc, utc_now
 
 log = logging.getLogger("central_hub.quotas")
 
 USAGE_PREFIX = "usage/"
 ALERT_THRESHOLD = 0.8
 WINDOW_SECONDS = 3600
+# Waits between compare-and-swap rounds that lost to another replica: jittered, so the
+# replicas spread out and one of them wins each round; a millisecond first, 20 ms at most.
+CAS_RETRY_BASE = 0.001
+CAS_RETRY_CAP = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +90,6 @@ def usage_prefix(tenant_id: str) -> str:
 def window_start(now: float) -> int:
     """Start (epoch seconds) of the hourly window containing ``now``."""
     return int(now // WINDOW_SECONDS) * WINDOW_SECONDS
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +192,8 @@ class QuotaService:
         }
         if resource.windowed:
             start = window_start(now)
-            state["window_start"] = _iso(start)
-            state["window_end"] = _iso(start + WINDOW_SECONDS)
+            state["window_start"] = iso_utc(start, timespec="seconds")
+            state["window_end"] = iso_utc(start + WINDOW_SECONDS, timespec="seconds")
         return state
 
     def usage(self, tenant_id: str) -> dict[str, Any]:
@@ -283,8 +282,7 @@ class QuotaService:
                         f"{resource.name} of tenant {tenant_id!r} is too contended; try again",
                         details={"retry_after": 1, "attempts": attempt},
                     ) from None
-                # Jittered backoff spreads the replicas so one of them wins each round.
-                await asyncio.sleep(random.uniform(0, min(0.02, 0.001 * attempt)))
+                await asyncio.sleep(jittered_delay(attempt - 1, CAS_RETRY_BASE, CAS_RETRY_CAP))
                 kv, fresh = await self.backend.get(key), True
         self._last_written[key] = KeyValue(
             key, value, kv.create_revision if kv else revision, revision

@@ -32,11 +32,12 @@ import httpx
 import orjson
 
 from adapters import Backend, KeyValue, WatchEvent
-from facade.state.instances import utc_now
 from facade.state.view import StateView
 from facade.tenancy.config_store import ChangeSignal, ConfigService, Scope
 from facade.tenancy.tenants import TenantDirectory
+from shared.backoff import jittered_delay
 from shared.errors import InvalidRequest, RevisionConflict, WebhookNotFound
+from shared.timestamps import utc_now
 
 log = logging.getLogger("central_hub.webhooks")
 
@@ -325,8 +326,9 @@ class WebhookService:
     async def _deliver(self, hook: Webhook, status: dict[str, Any], revision: int) -> None:
         """Send the newest version until it is accepted or the attempts run out."""
         assert self._client is not None
-        delay = self.initial_backoff
         for attempt in range(1, self.max_attempts + 1):
+            # The wait after this attempt if it fails (also how long the claim must last).
+            delay = jittered_delay(attempt - 1, self.initial_backoff, self.max_backoff)
             body = self.config.body_of(hook.scope)
             version = int(body["version"])
             payload = {
@@ -404,7 +406,6 @@ class WebhookService:
             if error is None or attempt == self.max_attempts:
                 break
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self.max_backoff)
         await self.view.wait_for(revision, self.visibility_timeout)
         self.config.changes.notify()  # a newer version may have arrived meanwhile
 

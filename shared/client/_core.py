@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from shared.backoff import jittered_delay
 from shared.errors import HubError, HubUnavailable, error_from_payload
 from shared.logs import current_tenant_context
 from shared.tenancy import HEADER_CORRELATION_ID, TenantContext
@@ -59,8 +60,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
-        cap = min(self.max_delay, self.base_delay * (2**attempt))
-        return cap / 2 + (rng or random).uniform(0, cap / 2)
+        return jittered_delay(attempt, self.base_delay, self.max_delay, rng)
 
 
 NO_RETRY = RetryPolicy(attempts=1)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from facade.state.checks import CheckSpec, HealthTracker, latency_changed, parse_iso_utc
+from facade.health.tracker import HealthTracker, latency_changed
+from facade.state.check_spec import CheckSpec
+from shared.timestamps import parse_iso_utc
 
 
 def spec(**overrides: object) -> CheckSpec:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from facade.access.tenant_context import resolve_tenant_context
 from facade.access.tokens import Role, principal_for, refuse_duplicated_headers
-from facade.routers.dependencies import resolve_tenant_context
 from shared.errors import DuplicateHeader, TenantHeadersNotAllowed, TenantMismatch
 from shared.tenancy import (
     TIERS,
