@@ -232,6 +232,14 @@ def refuse_duplicated_headers(raw_headers: list[tuple[bytes, bytes]]) -> None:
                 + ("" if name in SINGLE_HEADERS else " with different values"),
                 details={"header": header},
             )
+    tenant, company = seen.get(b"x-tenant-id"), seen.get(b"x-company-id")
+    # x-company-id is an alias of x-tenant-id: naming two tenants at once is as ambiguous
+    # as sending x-tenant-id twice, whichever of the two a reader would prefer.
+    if tenant is not None and company is not None and tenant.strip() != company.strip():
+        raise DuplicateHeader(
+            "x-tenant-id and its alias x-company-id name different tenants",
+            details={"header": "x-company-id"},
+        )
 
 
 def _digest(secret: str) -> str:

@@ -685,7 +685,15 @@ async def test_duplicated_identity_headers_are_400_on_every_route(
                 resp = await client.get(path, headers=[(header, first), (header, second)])
                 error = assert_error(resp, 400, "duplicate_header")
                 assert error["details"] == {"header": header}
+        # The alias naming another tenant than x-tenant-id is just as ambiguous.
+        aliased = [("x-tenant-id", "tenant-a"), ("x-company-id", "tenant-b")]
+        error = assert_error(
+            await client.get("/services/", headers=aliased), 400, "duplicate_header"
+        )
+        assert error["details"] == {"header": "x-company-id"}
         # A proxy repeating the same value is not ambiguous.
+        both = [("x-tenant-id", "tenant-a"), ("x-company-id", "tenant-a")]
+        assert (await client.get("/services/", headers=both)).status_code == 200
         same = [("x-tenant-id", "tenant-a"), ("x-tenant-id", "tenant-a")]
         resp = await client.get("/services/", headers=same)
         assert resp.status_code == 200, resp.text
