@@ -26,7 +26,8 @@ from facade.state.view import StateView
 from facade.telemetry.error_groups import ErrorGroupService
 from facade.tenancy.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
 from facade.tenancy.quotas import QuotaMetrics, QuotaService, usage_prefix
-from facade.tenancy.tenants import TENANTS_PREFIX, TenantDirectory, TenantService
+from facade.tenancy.tenant_directory import TENANTS_PREFIX, TenantDirectory
+from facade.tenancy.tenant_service import TenantService
 from facade.tenancy.webhooks import WEBHOOKS_PREFIX, WebhookService, tenant_webhooks_prefix
 from shared.errors import BackendUnavailable, HubError
 
@@ -162,9 +163,6 @@ class Hub:
         visibility = settings.write_visibility_timeout
         self.config_index = ConfigIndex()
         self.view.add_listener(CONFIG_PREFIX, self.config_index)
-        self.tenants = TenantService(
-            self.backend, self.view, self.tenant_directory, visibility_timeout=visibility
-        )
         self.config = ConfigService(
             self.backend,
             self.view,
@@ -172,6 +170,15 @@ class Hub:
             self.config_index,
             visibility_timeout=visibility,
             history_limit=settings.config_history_limit,
+        )
+        # Removal resets the tenant's overrides, then drops its usage and webhooks.
+        self.tenants = TenantService(
+            self.backend,
+            self.view,
+            self.tenant_directory,
+            self.config,
+            cleanup_prefixes=[usage_prefix, tenant_webhooks_prefix],
+            visibility_timeout=visibility,
         )
         self.quotas = QuotaService(
             self.backend,
@@ -192,8 +199,6 @@ class Hub:
             request_timeout=settings.webhook_timeout,
         )
         self.view.add_listener(WEBHOOKS_PREFIX, self.webhooks)
-        self.tenants.config = self.config
-        self.tenants.cleanup_prefixes = [usage_prefix, tenant_webhooks_prefix]
         # Per-hub registry: several hubs may run in one process (tests, benchmarks).
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.metrics_registry.register(QuotaMetrics(self.quotas))

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from facade.models import TENANT_ID_PATTERN
-from facade.tenancy.tenants import RESERVED_TENANT_IDS
+from facade.tenancy.tenant_directory import RESERVED_TENANT_IDS
 from facade.tenancy.webhooks import validate_webhook_url
 from shared.tenancy import Tier
 

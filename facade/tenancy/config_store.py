@@ -49,7 +49,7 @@ import orjson
 from adapters import Backend, EventType, KeyValue, WatchEvent
 from facade.state.instances import utc_now
 from facade.state.view import StateView
-from facade.tenancy.tenants import TenantDirectory, tenant_key
+from facade.tenancy.tenant_directory import TenantDirectory, tenant_key
 from shared.errors import (
     BackendTimeout,
     ConfigVersionNotFound,

@@ -32,7 +32,7 @@ from adapters import Backend, KeyValue
 from facade.state.instances import utc_now
 from facade.state.view import StateView
 from facade.tenancy.config_store import ConfigService
-from facade.tenancy.tenants import TenantDirectory
+from facade.tenancy.tenant_directory import TenantDirectory
 from shared.errors import (
     BackendTimeout,
     InvalidRequest,

@@ -35,7 +35,7 @@ from adapters import Backend, KeyValue, WatchEvent
 from facade.state.instances import utc_now
 from facade.state.view import StateView
 from facade.tenancy.config_store import ChangeSignal, ConfigService, Scope
-from facade.tenancy.tenants import TenantDirectory
+from facade.tenancy.tenant_directory import TenantDirectory
 from shared.errors import InvalidRequest, RevisionConflict, WebhookNotFound
 
 log = logging.getLogger("central_hub.webhooks")
