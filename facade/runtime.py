@@ -24,7 +24,8 @@ from facade.state.instances import RegistryService
 from facade.state.leader_election import LEADER_PREFIX, LeaderElection
 from facade.state.view import StateView
 from facade.telemetry.error_groups import ErrorGroupService
-from facade.tenancy.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
+from facade.tenancy.config_keys import CONFIG_PREFIX
+from facade.tenancy.config_store import ConfigIndex, ConfigService
 from facade.tenancy.quotas import QuotaMetrics, QuotaService, usage_prefix
 from facade.tenancy.tenant_directory import TENANTS_PREFIX, TenantDirectory
 from facade.tenancy.tenant_service import TenantService
