@@ -29,6 +29,7 @@ from facade.tenancy.config_store import ConfigIndex, ConfigService
 from facade.tenancy.quotas import QuotaMetrics, QuotaService, usage_prefix
 from facade.tenancy.tenant_directory import TENANTS_PREFIX, TenantDirectory
 from facade.tenancy.tenant_service import TenantService
+from facade.tenancy.tiers import calls_per_hour
 from facade.tenancy.webhooks import WEBHOOKS_PREFIX, WebhookService, tenant_webhooks_prefix
 from shared.errors import BackendUnavailable, HubError
 
@@ -80,10 +81,7 @@ class Hub:
                 per_token_rate=settings.rate_limit_per_token,
                 per_token_burst=settings.rate_limit_burst,
                 # The tiers' hourly API allowance is the tier defaults' data, not a copy.
-                calls_per_hour={
-                    tier: defaults["rate_limits"]["api_calls_per_hour"]
-                    for tier, defaults in self.config.tier_defaults.items()
-                },
+                calls_per_hour=calls_per_hour(),
                 # Effective limits: global and per-tier config writes apply at once.
                 limit_of=self.config.api_calls_per_hour,
             ),

@@ -69,7 +69,7 @@ from facade.tenancy.config_validation import (
     without_per_tier_keys,
 )
 from facade.tenancy.tenant_directory import TenantDirectory, tenant_key
-from facade.tenancy.tiers import DEFAULT_TIER, load_tier_defaults
+from facade.tenancy.tiers import DEFAULT_TIER, TIER_DEFAULTS
 from shared.errors import (
     BackendTimeout,
     ConfigVersionNotFound,
@@ -292,7 +292,7 @@ class ConfigService:
         self.index = index
         self.visibility_timeout = visibility_timeout
         self.history_limit = history_limit
-        self.tier_defaults = tier_defaults or load_tier_defaults()
+        self.tier_defaults = tier_defaults or TIER_DEFAULTS
         self.changes = ChangeSignal()
         index.on_change.append(self.changes.notify)
         tenants.on_change.append(self.changes.notify)
