@@ -24,9 +24,12 @@ from facade.state.instances import RegistryService
 from facade.state.leader_election import LEADER_PREFIX, LeaderElection
 from facade.state.view import StateView
 from facade.telemetry.error_groups import ErrorGroupService
-from facade.tenancy.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
+from facade.tenancy.config_keys import CONFIG_PREFIX
+from facade.tenancy.config_store import ConfigIndex, ConfigService
 from facade.tenancy.quotas import QuotaMetrics, QuotaService, usage_prefix
-from facade.tenancy.tenants import TENANTS_PREFIX, TenantDirectory, TenantService
+from facade.tenancy.tenant_directory import TENANTS_PREFIX, TenantDirectory
+from facade.tenancy.tenant_service import TenantService
+from facade.tenancy.tiers import calls_per_hour
 from facade.tenancy.webhooks import WEBHOOKS_PREFIX, WebhookService, tenant_webhooks_prefix
 from shared.backoff import Backoff
 from shared.errors import BackendUnavailable, HubError
@@ -41,10 +44,34 @@ class Hub:
     """Everything one hub process runs; routers reach it through ``app.state.hub``."""
 
     def __init__(self, settings: HubSettings, backend: Backend | None = None) -> None:
+        """Build every service after everything it is given; nothing runs until :meth:`start`.
+
+        One order: state (view, catalog, instances, tenant directory), circuits, discovery
+        and health, error groups, tenancy (config before the tenant writes that reset it),
+        access, metrics. Collaborators are constructor arguments; the only wiring after a
+        construction is a listener subscribing to what it follows (a view prefix, a change
+        callback).
+        """
         self.settings = settings
         # An injected backend is the caller's: already opened, and closed by the caller.
         self.owns_backend = backend is None
         self.backend = backend or create_backend(settings.backend, **settings.backend_options())
+        self._init_state(settings)
+        self._init_health(settings)
+        self.error_groups = ErrorGroupService(
+            self.backend,
+            self.view,
+            visibility_timeout=settings.write_visibility_timeout,
+            max_groups_per_service=settings.error_groups_per_service,
+        )
+        self._init_tenancy(settings)
+        self._init_access(settings)
+        self._init_metrics()
+        self._bootstrap_task: asyncio.Task[None] | None = None
+        self._bootstrap_step: asyncio.Future[None] | None = None
+
+    def _init_state(self, settings: HubSettings) -> None:
+        """The watch-fed view, the catalog, instance writes and the tenant directory."""
         self.view = StateView(self.backend)
         self.catalog = CatalogIndex()
         for prefix, listener in catalog_listeners(self.catalog):
@@ -58,51 +85,6 @@ class Hub:
         # Tenants first: discovery and the rate limiter read provisioned tiers from it.
         self.tenant_directory = TenantDirectory()
         self.view.add_listener(TENANTS_PREFIX, self.tenant_directory)
-        self._init_health(settings)
-        self.error_groups = ErrorGroupService(
-            self.backend,
-            self.view,
-            visibility_timeout=settings.write_visibility_timeout,
-            max_groups_per_service=settings.error_groups_per_service,
-        )
-        self._init_tenancy(settings)
-        admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-        self.tokens = TokenService(
-            self.backend,
-            self.view,
-            configured_admin_token=admin_token,
-            visibility_timeout=settings.write_visibility_timeout,
-        )
-        self.access = AccessControl(
-            self.tokens,
-            RateLimiter(
-                per_token_rate=settings.rate_limit_per_token,
-                per_token_burst=settings.rate_limit_burst,
-                # The tiers' hourly API allowance is the tier defaults' data, not a copy.
-                calls_per_hour={
-                    tier: defaults["rate_limits"]["api_calls_per_hour"]
-                    for tier, defaults in self.config.tier_defaults.items()
-                },
-                # Effective limits: global and per-tier config writes apply at once.
-                limit_of=self.config.api_calls_per_hour,
-            ),
-            dev=settings.dev,
-            anonymous_reads=settings.anonymous_reads,
-            tier_of=self.discovery.provisioned_tier,
-        )
-        # Revocations, expiries and tenant removals end the streams and polls they allowed.
-        self.grants = GrantWatch(lambda tenant_id: self.tenant_directory.get(tenant_id) is not None)
-        self.view.add_listener(TOKENS_PREFIX, self.grants)
-        self.tenant_directory.on_change.append(self.grants.tenants_changed)
-        self.grants.on_end.append(self.config.changes.notify)
-        self.audit = AuditLog(
-            self.backend,
-            retention_days=settings.audit_retention_days,
-            max_records=settings.audit_max_records,
-        )
-        self.metrics_registry.register(AuditMetrics(self.audit))
-        self._bootstrap_task: asyncio.Task[None] | None = None
-        self._bootstrap_step: asyncio.Future[None] | None = None
 
     def _init_health(self, settings: HubSettings) -> None:
         """Circuits, endpoint selection, health answers and the prober (DESIGN.md 5-6)."""
@@ -163,9 +145,6 @@ class Hub:
         visibility = settings.write_visibility_timeout
         self.config_index = ConfigIndex()
         self.view.add_listener(CONFIG_PREFIX, self.config_index)
-        self.tenants = TenantService(
-            self.backend, self.view, self.tenant_directory, visibility_timeout=visibility
-        )
         self.config = ConfigService(
             self.backend,
             self.view,
@@ -173,6 +152,15 @@ class Hub:
             self.config_index,
             visibility_timeout=visibility,
             history_limit=settings.config_history_limit,
+        )
+        # Removal resets the tenant's overrides, then drops its usage and webhooks.
+        self.tenants = TenantService(
+            self.backend,
+            self.view,
+            self.tenant_directory,
+            self.config,
+            cleanup_prefixes=[usage_prefix, tenant_webhooks_prefix],
+            visibility_timeout=visibility,
         )
         self.quotas = QuotaService(
             self.backend,
@@ -193,12 +181,48 @@ class Hub:
             request_timeout=settings.webhook_timeout,
         )
         self.view.add_listener(WEBHOOKS_PREFIX, self.webhooks)
-        self.tenants.config = self.config
-        self.tenants.cleanup_prefixes = [usage_prefix, tenant_webhooks_prefix]
+
+    def _init_access(self, settings: HubSettings) -> None:
+        """Tokens, access control with its rate limits, the grant watch and the audit log."""
+        admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        self.tokens = TokenService(
+            self.backend,
+            self.view,
+            configured_admin_token=admin_token,
+            visibility_timeout=settings.write_visibility_timeout,
+        )
+        self.access = AccessControl(
+            self.tokens,
+            RateLimiter(
+                per_token_rate=settings.rate_limit_per_token,
+                per_token_burst=settings.rate_limit_burst,
+                # The tiers' hourly API allowance is the tier defaults' data, not a copy.
+                calls_per_hour=calls_per_hour(),
+                # Effective limits: global and per-tier config writes apply at once.
+                limit_of=self.config.api_calls_per_hour,
+            ),
+            dev=settings.dev,
+            anonymous_reads=settings.anonymous_reads,
+            tier_of=self.discovery.provisioned_tier,
+        )
+        # Revocations, expiries and tenant removals end the streams and polls they allowed.
+        self.grants = GrantWatch(lambda tenant_id: self.tenant_directory.get(tenant_id) is not None)
+        self.view.add_listener(TOKENS_PREFIX, self.grants)
+        self.tenant_directory.on_change.append(self.grants.tenants_changed)
+        self.grants.on_end.append(self.config.changes.notify)
+        self.audit = AuditLog(
+            self.backend,
+            retention_days=settings.audit_retention_days,
+            max_records=settings.audit_max_records,
+        )
+
+    def _init_metrics(self) -> None:
+        """The hub's own Prometheus collectors (quotas, health, audit, in that order)."""
         # Per-hub registry: several hubs may run in one process (tests, benchmarks).
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.metrics_registry.register(QuotaMetrics(self.quotas))
         self.metrics_registry.register(HealthMetrics(self.catalog, self.circuits, self.prober))
+        self.metrics_registry.register(AuditMetrics(self.audit))
 
     async def start(self) -> None:
         """Open the backend and sync the view; an unreachable backend is retried later."""

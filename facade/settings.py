@@ -8,10 +8,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from facade.tenancy.tiers import CIRCUIT_THRESHOLDS
+from shared.tenancy import Tier
+
 BackendName = Literal["embedded", "etcd", "consul"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 SelectionStrategy = Literal["p2c", "round_robin", "least_load", "random"]
-TierName = Literal["free", "pro", "enterprise"]
+TierName = Tier
+"""The subscription tiers (:data:`shared.tenancy.Tier`)."""
 
 
 class CircuitThreshold(BaseModel):
@@ -24,11 +28,10 @@ class CircuitThreshold(BaseModel):
 
 
 def _spec_circuit_thresholds() -> dict[TierName, CircuitThreshold]:
-    # The seed's TenantCircuitBreaker table.
+    # The seed's TenantCircuitBreaker table, shipped with the other tier tables.
     return {
-        "free": CircuitThreshold(failure_rate=0.5, open_seconds=60),
-        "pro": CircuitThreshold(failure_rate=0.3, open_seconds=30),
-        "enterprise": CircuitThreshold(failure_rate=0.1, open_seconds=10),
+        tier: CircuitThreshold(failure_rate=t.failure_rate, open_seconds=t.open_seconds)
+        for tier, t in CIRCUIT_THRESHOLDS.items()
     }
 
 

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 from shared.errors import RateLimited
 
-TIER_CALLS_PER_HOUR = {"free": 1_000, "pro": 10_000, "enterprise": 100_000}
-
 
 @dataclass(slots=True)
 class TokenBucket:
@@ -47,13 +45,15 @@ class RateLimiter:
         *,
         per_token_rate: float,
         per_token_burst: float,
-        calls_per_hour: dict[str, int] | None = None,
+        calls_per_hour: dict[str, int],
         limit_of: Callable[[str, str | None], int | None] | None = None,
         max_buckets: int = 100_000,
     ) -> None:
+        """``calls_per_hour``: each tier's hourly allowance (with a ``free`` entry, the
+        fallback), used when ``limit_of`` has no limit for a tenant."""
         self.per_token_rate = per_token_rate
         self.per_token_burst = per_token_burst
-        self.calls_per_hour = calls_per_hour or TIER_CALLS_PER_HOUR
+        self.calls_per_hour = calls_per_hour
         self.limit_of = limit_of
         self.max_buckets = max_buckets
         # Least recently used first: at the bound the idlest caller's bucket goes (which

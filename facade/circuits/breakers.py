@@ -45,6 +45,7 @@ import pybreaker
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
 from facade.state.view import StateView
+from facade.tenancy.tiers import CIRCUIT_THRESHOLDS
 from shared.errors import BackendUnavailable, HubError, RevisionConflict
 from shared.tenancy import TIERS
 from shared.timestamps import iso_utc, parse_iso_utc
@@ -75,11 +76,10 @@ class CircuitPolicy:
 
 
 SPEC_POLICIES: dict[str, CircuitPolicy] = {
-    "free": CircuitPolicy(failure_rate=0.5, open_seconds=60),
-    "pro": CircuitPolicy(failure_rate=0.3, open_seconds=30),
-    "enterprise": CircuitPolicy(failure_rate=0.1, open_seconds=10),
+    tier: CircuitPolicy(failure_rate=t.failure_rate, open_seconds=t.open_seconds)
+    for tier, t in CIRCUIT_THRESHOLDS.items()
 }
-"""The seed's ``TenantCircuitBreaker`` thresholds."""
+"""The seed's ``TenantCircuitBreaker`` thresholds (the tier tables' ``circuit_breakers``)."""
 
 
 class FailureRateWindow:

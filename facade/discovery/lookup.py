@@ -9,7 +9,7 @@ from facade.circuits.breakers import CircuitBreakers, CircuitVerdict
 from facade.discovery.balancing import DEFAULT_STRATEGY, EndpointSelector
 from facade.state.catalog import Candidate, CatalogIndex, ServiceState
 from facade.state.view import StateView
-from facade.tenancy.tenants import TenantDirectory
+from facade.tenancy.tenant_directory import TenantDirectory
 from shared.errors import CircuitOpen, NoHealthyEndpoint, ServiceNotFound, TierNotAllowed
 from shared.tenancy import TenantContext, can_access, minimum_tier
 

@@ -19,19 +19,11 @@ from facade.errors import error_doc
 from facade.models import TENANT_ID_PATTERN
 from facade.responses import JSONBytesResponse, json_response
 from facade.routers.dependencies import Configurator, HubDep, Reader, parse_tenant_context
+from facade.routers.http_conditions import MAX_VERSION, etag, parse_if_match, parse_wait
 from facade.routers.tenants import author_of, for_tenant
 from facade.runtime import Hub
 from facade.tenancy.api_models import WebhookCreate
-from facade.tenancy.config_store import (
-    MAX_VERSION,
-    LayerScope,
-    Scope,
-    TierScope,
-    WriteMode,
-    etag,
-    parse_if_match,
-    parse_wait,
-)
+from facade.tenancy.config_keys import LayerScope, Scope, TierScope, WriteMode
 from shared import errors
 from shared.tenancy import TIERS, Tier
 

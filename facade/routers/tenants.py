@@ -11,9 +11,9 @@ from facade.errors import error_doc
 from facade.models import TENANT_ID_PATTERN
 from facade.responses import JSONBytesResponse, json_response
 from facade.routers.dependencies import Configurator, HubDep, Reader, Reporter
+from facade.routers.http_conditions import etag, parse_if_match
 from facade.runtime import Hub
 from facade.tenancy.api_models import ResourceAmount, TenantCreate, TenantUpdate
-from facade.tenancy.config_store import etag, parse_if_match
 from facade.tenancy.quotas import RESOURCES
 from shared import errors
 from shared.tenancy import TenantContext

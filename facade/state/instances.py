@@ -14,7 +14,7 @@ from facade.state.catalog import Instance, health_key
 from facade.state.check_spec import CheckSpec
 from facade.state.view import StateView
 from shared.errors import InstanceNotFound, InvalidRequest, LeaseNotFound
-from shared.timestamps import utc_now  # tenancy.tenants/config_store still import it here
+from shared.timestamps import utc_now
 
 log = logging.getLogger("central_hub.registry")
 

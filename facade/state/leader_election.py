@@ -60,8 +60,6 @@ class LeaderElection:
         self.on_demoted = on_demoted
         self.is_leader = False
         self.elected_at: float | None = None
-        self.terms = 0
-        """How many times this replica became leader."""
         self._lease_id: int | None = None
         self._vacancy = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -164,7 +162,6 @@ class LeaderElection:
     async def _elect(self) -> None:
         self.is_leader = True
         self.elected_at = time.time()
-        self.terms += 1
         log.info("%s leads %s", self.identity, self.key)
         if self.on_elected is not None:
             await self.on_elected()

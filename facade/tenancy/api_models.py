@@ -1,7 +1,7 @@
 """Request shapes of the tenant, config, quota and webhook API (documented in OpenAPI).
 
 Config bodies themselves are free-form JSON objects checked by
-:func:`facade.tenancy.config_store.validate_config` (unknown sections are kept as given).
+:func:`facade.tenancy.config_validation.validate_config` (unknown sections are kept as given).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from facade.models import TENANT_ID_PATTERN
-from facade.tenancy.tenants import RESERVED_TENANT_IDS
+from facade.tenancy.tenant_directory import RESERVED_TENANT_IDS
 from facade.tenancy.webhooks import validate_webhook_url
 from shared.tenancy import Tier
 

@@ -8,7 +8,7 @@ Layers, merged in this order (later wins, objects merge key by key):
 3. **tier-scoped global config** (one layer per tier, applied to that tier's tenants):
    written with ``PUT``/``PATCH /config/tiers/{tier}``, or by a global write in the
    spec's per-tier shape (``{"rate_limits": {"free_tier": 50, "pro_tier": 200}}``, see
-   :func:`split_tier_values`);
+   :func:`facade.tenancy.config_validation.split_tier_values`);
 4. **tenant overrides**: written with ``PUT``/``PATCH /config/{tenant_id}``.
 
 Storage: a layer *is* its history. Every write creates the key
@@ -29,27 +29,48 @@ Versions are backend revisions, so they only grow:
   long-polling index.
 
 Reads come from the view; writes read the layer from the backend and compare-and-set.
+
+This module is the storage and the service. Beside it: the key layout
+(:mod:`facade.tenancy.config_keys`), what a layer may hold
+(:mod:`facade.tenancy.config_validation`), merging (:mod:`facade.tenancy.config_merge`)
+and the tier defaults (:mod:`facade.tenancy.tiers`); ``ETag``, ``If-Match`` and ``wait``
+are HTTP, in :mod:`facade.routers.http_conditions`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import importlib.resources
 import logging
-import math
-import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import orjson
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
-from facade.state.instances import utc_now
+from adapters.base import ChangeNotifier
 from facade.state.view import StateView
-from facade.tenancy.tenants import TenantDirectory, tenant_key
+from facade.tenancy.config_keys import (
+    GLOBAL_HISTORY_PREFIX,
+    LayerScope,
+    Scope,
+    TierScope,
+    WriteMode,
+    history_key,
+    layer_prefix,
+    parse_history_key,
+    scope_fields,
+)
+from facade.tenancy.config_merge import merge_layers, merge_patch
+from facade.tenancy.config_validation import (
+    refuse_per_tier_keys,
+    split_tier_values,
+    validate_config,
+    without_per_tier_keys,
+)
+from facade.tenancy.tenant_directory import TenantDirectory, tenant_key
+from facade.tenancy.tiers import DEFAULT_TIER, TIER_DEFAULTS
 from shared.errors import (
     BackendTimeout,
     ConfigVersionNotFound,
@@ -59,317 +80,11 @@ from shared.errors import (
     RevisionConflict,
     TenantNotFound,
 )
-from shared.tenancy import TIERS
+from shared.timestamps import utc_now
 
 log = logging.getLogger("central_hub.config")
 
-CONFIG_PREFIX = "config/"
-GLOBAL_HISTORY_PREFIX = "config/global/history/"
-TIER_CONFIG_PREFIX = "config/tiers/"
-TENANT_CONFIG_PREFIX = "config/tenants/"
-DEFAULT_TIER = "free"
-
-LIMIT_SECTIONS = ("rate_limits", "resource_limits")
-"""Sections whose values must be non-negative integers."""
-FLAG_SECTIONS = ("features",)
-"""Sections whose values must be booleans."""
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-MAX_LIMIT = 2**53 - 1
-"""Largest limit accepted (still exact as a JSON number in every client)."""
-MAX_VERSION = 2**53 - 1
-"""Largest version (revision) accepted in requests; larger ones cannot exist."""
 _CAS_ATTEMPTS = 50
-
-Scope = str | None
-"""What a subscriber watches: a tenant id, or ``None`` for the global layer."""
-WriteMode = Literal["put", "patch", "rollback", "tenant_deleted"]
-
-
-@dataclass(frozen=True, slots=True)
-class TierScope:
-    """The tier-scoped global layer of one tier."""
-
-    tier: str
-
-
-LayerScope = str | TierScope | None
-"""A config layer: a tenant id, a tier's layer, or ``None`` for the global layer."""
-
-PER_TIER_KEY = re.compile(r"^([A-Za-z0-9]+)_tier$")
-"""The spec's per-tier key in a global write: ``free_tier``, ``pro_tier``, ..."""
-PER_TIER_SCALAR_KEY = {"rate_limits": "api_calls_per_hour"}
-"""What a bare number under ``<section>.<tier>_tier`` sets in that tier's layer: the
-spec's ``rate_limits`` carry ``api_calls_per_hour`` (the limit the hub enforces) and
-``websocket_connections``; a per-tier rate limit is the former."""
-
-
-def layer_prefix(scope: LayerScope) -> str:
-    """The history prefix of one layer."""
-    if scope is None:
-        return GLOBAL_HISTORY_PREFIX
-    if isinstance(scope, TierScope):
-        return f"{TIER_CONFIG_PREFIX}{scope.tier}/history/"
-    return f"{TENANT_CONFIG_PREFIX}{scope}/history/"
-
-
-def history_key(scope: LayerScope, sequence: int) -> str:
-    """The key of one history entry (zero padded so key order is version order)."""
-    return f"{layer_prefix(scope)}{sequence:012d}"
-
-
-def parse_history_key(key: str) -> tuple[LayerScope, int] | None:
-    """``(scope, sequence)`` of a history key, or ``None`` for any other key."""
-    scope: LayerScope
-    if key.startswith(GLOBAL_HISTORY_PREFIX):
-        scope = None
-        tail = key[len(GLOBAL_HISTORY_PREFIX) :]
-    elif key.startswith(TIER_CONFIG_PREFIX):
-        tier, sep, tail = key[len(TIER_CONFIG_PREFIX) :].partition("/history/")
-        if not sep or tier not in TIERS:
-            return None
-        scope = TierScope(tier)
-    elif key.startswith(TENANT_CONFIG_PREFIX):
-        tenant_id, sep, tail = key[len(TENANT_CONFIG_PREFIX) :].partition("/history/")
-        if not sep or not tenant_id:
-            return None
-        scope = tenant_id
-    else:
-        return None
-    return (scope, int(tail)) if tail.isdigit() else None
-
-
-def scope_fields(scope: LayerScope) -> dict[str, Any]:
-    """How the API names a layer: ``scope`` plus ``tenant_id`` or ``tier``."""
-    if scope is None:
-        return {"scope": "global", "tenant_id": None}
-    if isinstance(scope, TierScope):
-        return {"scope": "tier", "tier": scope.tier, "tenant_id": None}
-    return {"scope": "tenant", "tenant_id": scope}
-
-
-# -- tier defaults -------------------------------------------------------------------
-
-
-def load_tier_defaults() -> dict[str, dict[str, Any]]:
-    """The shipped tier defaults table, validated like any config write."""
-    raw = importlib.resources.files("facade").joinpath("data/tier_defaults.json").read_bytes()
-    table = orjson.loads(raw)
-    defaults: dict[str, dict[str, Any]] = {t: validate_config(table[t]) for t in TIERS}
-    return defaults
-
-
-# -- validation and merging ----------------------------------------------------------
-
-
-def validate_config(doc: Any) -> dict[str, Any]:
-    """Check a whole layer document; return it, or raise InvalidRequest naming every problem.
-
-    Known sections: ``rate_limits`` and ``resource_limits`` map names to non-negative
-    integers, ``features`` maps names to booleans. Other sections are kept as given.
-    """
-    problems: list[dict[str, str]] = []
-    if not isinstance(doc, dict):
-        raise InvalidRequest(
-            "a configuration must be a JSON object of sections",
-            details={"errors": [{"field": "body", "problem": "not an object"}]},
-        )
-    for section, body in doc.items():
-        if not _NAME.match(section):
-            problems.append({"field": section, "problem": "section names: [A-Za-z0-9_.-]{1,64}"})
-            continue
-        if section not in LIMIT_SECTIONS and section not in FLAG_SECTIONS:
-            if body is None:
-                problems.append({"field": section, "problem": "null is only allowed in PATCH"})
-            elif (where := _unstorable(body, section)) is not None:
-                problems.append(
-                    {"field": where, "problem": "numbers must be finite and fit in 64 bits"}
-                )
-            continue
-        if not isinstance(body, dict):
-            problems.append({"field": section, "problem": "must be an object"})
-            continue
-        for name, value in body.items():
-            field = f"{section}.{name}"
-            if not _NAME.match(name):
-                problems.append({"field": field, "problem": "names: [A-Za-z0-9_.-]{1,64}"})
-            elif section in FLAG_SECTIONS:
-                if not isinstance(value, bool):
-                    problems.append({"field": field, "problem": "must be true or false"})
-            elif (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value < 0
-                or value > MAX_LIMIT
-            ):
-                problems.append({"field": field, "problem": "must be a non-negative integer"})
-    if problems:
-        raise InvalidRequest("the configuration failed validation", details={"errors": problems})
-    return doc
-
-
-def split_tier_values(doc: Any, *, patch: bool) -> tuple[Any, dict[str, dict[str, Any]]]:
-    """Split the spec's per-tier values out of a global write.
-
-    ``{"rate_limits": {"free_tier": 50, "pro_tier": 200, "burst": 5}}`` becomes the global
-    part ``{"rate_limits": {"burst": 5}}`` and the tier parts ``{"free": {"rate_limits":
-    {"api_calls_per_hour": 50}}, "pro": {...200}}``: a number under ``<section>.<tier>_tier``
-    sets that tier's :data:`PER_TIER_SCALAR_KEY` of the section, an object sets those
-    names of the section in that tier's layer. Tier parts are merge patches of the tier
-    layers (``null`` removes, in a PATCH). Only the known sections (``rate_limits``,
-    ``resource_limits``, ``features``) are split; a section left empty by the split is
-    dropped. Raises InvalidRequest for an unknown tier or a value the tier cannot take.
-    """
-    if not isinstance(doc, dict):
-        return doc, {}
-    global_part: dict[str, Any] = {}
-    tiers: dict[str, dict[str, Any]] = {}
-    problems: list[dict[str, str]] = []
-    for section, body in doc.items():
-        if section not in LIMIT_SECTIONS + FLAG_SECTIONS or not isinstance(body, dict):
-            global_part[section] = body
-            continue
-        rest: dict[str, Any] = {}
-        for name, value in body.items():
-            match = PER_TIER_KEY.match(name)
-            if match is None:
-                rest[name] = value
-                continue
-            field, tier = f"{section}.{name}", match.group(1)
-            tier_section = tiers.setdefault(tier, {}).setdefault(section, {})
-            if tier not in TIERS:
-                problems.append({"field": field, "problem": f"unknown tier; one of {TIERS}"})
-            elif isinstance(value, dict):
-                tier_section.update(value)
-            elif value is None and patch:
-                key = PER_TIER_SCALAR_KEY.get(section)
-                if key is None:
-                    problems.append({"field": field, "problem": "must be an object"})
-                else:
-                    tier_section[key] = None
-            elif section in PER_TIER_SCALAR_KEY:
-                tier_section[PER_TIER_SCALAR_KEY[section]] = value
-                try:
-                    validate_config({section: {PER_TIER_SCALAR_KEY[section]: value}})
-                except InvalidRequest:
-                    problems.append({"field": field, "problem": "must be a non-negative integer"})
-            else:
-                problems.append(
-                    {"field": field, "problem": f"must be an object of {section} names"}
-                )
-        if rest or not body:
-            global_part[section] = rest
-    if problems:
-        raise InvalidRequest("the configuration failed validation", details={"errors": problems})
-    return global_part, tiers
-
-
-def without_per_tier_keys(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` without per-tier keys in its known sections (a global layer written before
-    they were split out kept them literally; they never applied to anyone)."""
-    if not any(
-        isinstance(doc.get(section), dict)
-        and any(PER_TIER_KEY.match(name) for name in doc[section])
-        for section in LIMIT_SECTIONS + FLAG_SECTIONS
-    ):
-        return doc
-    return {
-        section: {n: v for n, v in body.items() if not PER_TIER_KEY.match(n)}
-        if section in LIMIT_SECTIONS + FLAG_SECTIONS and isinstance(body, dict)
-        else body
-        for section, body in doc.items()
-    }
-
-
-def refuse_per_tier_keys(doc: dict[str, Any], layer: str) -> None:
-    """Per-tier keys mean something only in a global write; elsewhere they are a mistake."""
-    problems = [
-        {
-            "field": f"{section}.{name}",
-            "problem": f"per-tier keys belong in a global write, not in a {layer} layer",
-        }
-        for section in LIMIT_SECTIONS + FLAG_SECTIONS
-        if isinstance(doc.get(section), dict)
-        for name in doc[section]
-        if (m := PER_TIER_KEY.match(name)) is not None and m.group(1) in TIERS
-    ]
-    if problems:
-        raise InvalidRequest("the configuration failed validation", details={"errors": problems})
-
-
-def _unstorable(value: Any, path: str) -> str | None:
-    """The path of the first number JSON peers cannot round-trip (None if there is none)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return None if -(2**63) <= value < 2**64 else path
-    if isinstance(value, float):
-        return None if math.isfinite(value) else path
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        found = _unstorable(item, f"{path}.{key}")
-        if found is not None:
-            return found
-    return None
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396 JSON merge patch: objects merge recursively, ``null`` removes a key."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def merge_layers(*layers: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge: later layers win; objects merge key by key, anything else replaces."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = _deep_merge(merged, layer)
-    return merged
-
-
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def parse_if_match(header: str | None) -> set[int] | Literal["*"] | None:
-    """The versions an ``If-Match`` header accepts (``"12"``, ``W/"12"``, ``12``, ``*``)."""
-    if header is None:
-        return None
-    header = header.strip()
-    if header == "*":
-        return "*"
-    versions: set[int] = set()
-    for part in header.split(","):
-        tag = part.strip().removeprefix("W/").strip('"')
-        if not tag.isdigit() or len(tag) > 16 or int(tag) > MAX_VERSION:
-            raise InvalidRequest(
-                'If-Match must carry versions as ETags, e.g. "42"',
-                details={"header": "If-Match", "value": header[:200]},
-            )
-        versions.add(int(tag))
-    return versions
-
-
-def etag(version: int) -> str:
-    """The ETag of a version."""
-    return f'"{version}"'
 
 
 # -- the read side: history entries mirrored from the view ---------------------------
@@ -402,6 +117,17 @@ class ConfigVersion:
             "config": self.config,
         }
 
+    def record(self) -> dict[str, Any]:
+        """The stored JSON form (the key holds scope and sequence, the backend the revision)."""
+        return {
+            "config": self.config,
+            "author": self.author,
+            "updated_at": self.updated_at,
+            "action": self.action,
+            "restored_version": self.restored_version,
+            "correlation_id": self.correlation_id,
+        }
+
     @classmethod
     def from_kv(cls, kv: KeyValue) -> ConfigVersion | None:
         """Parse a stored history entry; ``None`` for other or unreadable keys."""
@@ -426,30 +152,8 @@ class ConfigVersion:
             return None
 
 
-class ChangeSignal:
-    """Wakes every waiter once per change (one in-memory fan-out per replica).
-
-    Capture :meth:`current` *before* reading state and wait on it afterwards, so a change
-    between the read and the wait is never missed.
-    """
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self.closed = False
-
-    def current(self) -> asyncio.Event:
-        """The event the next change will set."""
-        return self._event
-
-    def notify(self) -> None:
-        """Wake everyone waiting on the current event."""
-        event, self._event = self._event, asyncio.Event()
-        event.set()
-
-    def close(self) -> None:
-        """Wake everyone for good (hub stopping); streams end."""
-        self.closed = True
-        self.notify()
+ChangeSignal = ChangeNotifier
+"""Wakes every config waiter once per change (the one notifier pattern of adapters.base)."""
 
 
 class ConfigIndex:
@@ -508,6 +212,42 @@ class ConfigIndex:
         return [entries[seq] for seq in sorted(entries, reverse=True)]
 
 
+def _next_content(
+    scope: LayerScope,
+    mode: WriteMode,
+    body: dict[str, Any] | None,
+    newest: ConfigVersion | None,
+    entries: list[ConfigVersion],
+    restore_version: int | None,
+) -> tuple[dict[str, Any], int | None]:
+    """A layer's validated next content and the version it restores (``rollback`` only).
+
+    Raises InvalidRequest for a body the layer cannot hold, ConfigVersionNotFound for a
+    ``restore_version`` that is not among ``entries``.
+    """
+    if mode in ("put", "patch") and scope is not None and isinstance(body, dict):
+        refuse_per_tier_keys(body, "tier" if isinstance(scope, TierScope) else "tenant")
+    if mode == "put":
+        return validate_config(body), None
+    if mode == "patch":
+        if not isinstance(body, dict):
+            raise InvalidRequest("a merge patch must be a JSON object")
+        config = validate_config(merge_patch(newest.config if newest else {}, body))
+        return (without_per_tier_keys(config) if scope is None else config), None
+    if mode == "rollback":
+        target = next((e for e in entries if e.revision == restore_version), None)
+        if target is None:  # (checked against the backend by the caller)
+            raise ConfigVersionNotFound(
+                f"version {restore_version} is not in this layer's history",
+                details={
+                    "version": restore_version,
+                    "kept_versions": sorted(e.revision for e in entries),
+                },
+            )
+        return target.config, target.revision
+    return {}, None
+
+
 # -- the service ---------------------------------------------------------------------
 
 
@@ -531,7 +271,7 @@ class ConfigService:
         self.index = index
         self.visibility_timeout = visibility_timeout
         self.history_limit = history_limit
-        self.tier_defaults = tier_defaults or load_tier_defaults()
+        self.tier_defaults = tier_defaults or TIER_DEFAULTS
         self.changes = ChangeSignal()
         index.on_change.append(self.changes.notify)
         tenants.on_change.append(self.changes.notify)
@@ -784,7 +524,7 @@ class ConfigService:
 
     # -- writes -------------------------------------------------------------------
 
-    async def write(  # noqa: C901, PLR0915 -- split with config_store (issue 18)
+    async def write(
         self,
         scope: LayerScope,
         mode: WriteMode,
@@ -818,55 +558,33 @@ class ConfigService:
                 from_view = False
                 continue
             entries, newest, current = state
-            if if_match is not None and if_match != "*" and current not in if_match:
-                if from_view:
-                    from_view = False
-                    continue
-                raise PreconditionFailed(
-                    "the configuration changed since the version in If-Match",
-                    details={"current_version": current, "if_match": sorted(if_match)},
-                )
+            accepted = if_match if isinstance(if_match, set) else None  # "*": any version
+            stale = accepted is not None and current not in accepted
             missing = mode == "rollback" and all(e.revision != restore_version for e in entries)
-            if missing and from_view:
+            if from_view and (stale or missing):
                 from_view = False
                 continue
-            base = newest.config if newest else {}
-            restored: int | None = None
-            if mode in ("put", "patch") and scope is not None and isinstance(body, dict):
-                refuse_per_tier_keys(body, "tier" if isinstance(scope, TierScope) else "tenant")
-            if mode == "put":
-                config = validate_config(body)
-            elif mode == "patch":
-                if not isinstance(body, dict):
-                    raise InvalidRequest("a merge patch must be a JSON object")
-                config = validate_config(merge_patch(base, body))
-                if scope is None:
-                    config = without_per_tier_keys(config)
-            elif mode == "rollback":
-                target = next((e for e in entries if e.revision == restore_version), None)
-                if target is None:  # (checked against the backend above)
-                    raise ConfigVersionNotFound(
-                        f"version {restore_version} is not in this layer's history",
-                        details={
-                            "version": restore_version,
-                            "kept_versions": sorted(e.revision for e in entries),
-                        },
-                    )
-                config, restored = target.config, target.revision
-            else:
-                config = {}
+            if stale and accepted is not None:
+                raise PreconditionFailed(
+                    "the configuration changed since the version in If-Match",
+                    details={"current_version": current, "if_match": sorted(accepted)},
+                )
+            config, restored = _next_content(scope, mode, body, newest, entries, restore_version)
             sequence = newest.sequence + 1 if newest else 1
-            record = {
-                "config": config,
-                "author": author,
-                "updated_at": utc_now(),
-                "action": mode,
-                "restored_version": restored,
-                "correlation_id": correlation_id,
-            }
+            entry = ConfigVersion(
+                scope=scope,
+                sequence=sequence,
+                revision=0,  # the backend's revision, known once written
+                config=config,
+                author=author,
+                updated_at=utc_now(),
+                action=mode,
+                restored_version=restored,
+                correlation_id=correlation_id,
+            )
             try:
                 revision = await self.backend.put(
-                    history_key(scope, sequence), orjson.dumps(record), if_revision=0
+                    history_key(scope, sequence), orjson.dumps(entry.record()), if_revision=0
                 )
             except RevisionConflict:
                 if if_match is not None and not from_view:
@@ -878,29 +596,26 @@ class ConfigService:
                 from_view = False
                 await asyncio.sleep(0)
                 continue
-            if from_view and isinstance(scope, str) and mode != "tenant_deleted":
-                await self._undo_if_tenant_gone(scope, author)
-            if not await self.view.wait_for(revision, self.visibility_timeout):
-                log.warning("config write at revision %d not yet visible here", revision)
-            await self._prune(entries, sequence)
-            entry = ConfigVersion(
-                scope=scope,
-                sequence=sequence,
-                revision=revision,
-                config=config,
-                author=author,
-                updated_at=str(record["updated_at"]),
-                action=mode,
-                restored_version=restored,
-                correlation_id=correlation_id,
-            )
-            return (
-                entry.public() | scope_fields(scope) | {"effective_version": self.version_of(scope)}
+            return await self._written(
+                replace(entry, revision=revision), entries, checked_in_view=from_view
             )
         raise BackendTimeout(
             "too many concurrent writes to this configuration; try again",
             details={"retry_after": 1},
         )
+
+    async def _written(
+        self, entry: ConfigVersion, entries: list[ConfigVersion], *, checked_in_view: bool
+    ) -> dict[str, Any]:
+        """After a write landed: undo it if its tenant just went, wait until this replica's
+        view has it, prune the layer's history; the entry's public form."""
+        scope = entry.scope
+        if checked_in_view and isinstance(scope, str) and entry.action != "tenant_deleted":
+            await self._undo_if_tenant_gone(scope, entry.author)
+        if not await self.view.wait_for(entry.revision, self.visibility_timeout):
+            log.warning("config write at revision %d not yet visible here", entry.revision)
+        await self._prune(entries, entry.sequence)
+        return entry.public() | scope_fields(scope) | {"effective_version": self.version_of(scope)}
 
     async def write_global(
         self,
@@ -1039,26 +754,3 @@ class ConfigService:
             return None
         result = await self.write(tenant_id, "tenant_deleted", author=newest.author)
         return int(result["version"])
-
-
-_WAIT = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
-MAX_WAIT = 600.0
-DEFAULT_WAIT = 300.0
-
-
-def parse_wait(value: str | None) -> float:
-    """A Consul-style ``wait`` (``30s``, ``500ms``, ``5m``; bare numbers are seconds).
-
-    Defaults to 5 minutes and is capped at 10, as Consul's blocking queries are.
-    """
-    if value is None or value == "":
-        return DEFAULT_WAIT
-    match = _WAIT.match(value.strip())
-    if match is None:
-        raise InvalidRequest(
-            "wait must be a duration like 30s, 500ms or 5m",
-            details={"parameter": "wait", "value": value[:50]},
-        )
-    number = float(match.group(1))
-    seconds = {"ms": number / 1000, "m": number * 60}.get(match.group(2) or "s", number)
-    return min(seconds, MAX_WAIT)

@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 from adapters import Backend, KeyValue
 from facade.state.view import StateView
 from facade.tenancy.config_store import ConfigService
-from facade.tenancy.tenants import TenantDirectory
+from facade.tenancy.tenant_directory import TenantDirectory
 from shared.backoff import jittered_delay
 from shared.errors import (
     BackendTimeout,

@@ -34,7 +34,7 @@ import orjson
 from adapters import Backend, KeyValue, WatchEvent
 from facade.state.view import StateView
 from facade.tenancy.config_store import ChangeSignal, ConfigService, Scope
-from facade.tenancy.tenants import TenantDirectory
+from facade.tenancy.tenant_directory import TenantDirectory
 from shared.backoff import jittered_delay
 from shared.errors import InvalidRequest, RevisionConflict, WebhookNotFound
 from shared.timestamps import utc_now

@@ -15,7 +15,7 @@ from facade.discovery.balancing import STRATEGIES, EndpointSelector, SmoothWeigh
 from facade.discovery.lookup import DiscoveryService
 from facade.state.catalog import CatalogIndex, Instance, endpoint_url
 from facade.state.view import StateView
-from facade.tenancy.tenants import TenantDirectory
+from facade.tenancy.tenant_directory import TenantDirectory
 from shared.tenancy import TenantContext
 
 

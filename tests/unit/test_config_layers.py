@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from facade.tenancy.config_store import (
-    MAX_WAIT,
-    history_key,
-    load_tier_defaults,
-    merge_layers,
-    merge_patch,
-    parse_history_key,
-    parse_if_match,
-    parse_wait,
-    validate_config,
-)
+from facade.routers.http_conditions import MAX_WAIT, parse_if_match, parse_wait
+from facade.tenancy.config_keys import history_key, parse_history_key
+from facade.tenancy.config_merge import merge_layers, merge_patch
+from facade.tenancy.config_validation import validate_config
+from facade.tenancy.tiers import load_tier_defaults
 from facade.tenancy.webhooks import sign, verify
 from shared.errors import InvalidRequest
 

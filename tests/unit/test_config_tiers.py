@@ -17,7 +17,7 @@ from facade.access.tokens import (
     Role,
     principal_for,
 )
-from facade.tenancy.config_store import split_tier_values, without_per_tier_keys
+from facade.tenancy.config_validation import split_tier_values, without_per_tier_keys
 from shared.errors import InvalidRequest
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from facade.access.rate_limits import RateLimiter
+from facade.tenancy.tiers import calls_per_hour
 from shared.errors import RateLimited
 
 
 def test_a_busy_caller_keeps_its_empty_bucket_while_idle_ones_are_evicted() -> None:
-    limiter = RateLimiter(per_token_rate=0.001, per_token_burst=2, max_buckets=3)
+    limiter = RateLimiter(
+        per_token_rate=0.001, per_token_burst=2, calls_per_hour=calls_per_hour(), max_buckets=3
+    )
     limiter.admit("busy", None, None)
     limiter.admit("busy", None, None)
     for i in range(50):

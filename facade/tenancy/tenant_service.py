@@ -1,129 +1,21 @@
-"""Provisioned tenants: the directory (read side, fed by the view) and its writes.
-
-A tenant is one key, ``tenants/<tenant_id>``, holding JSON with at least
-``subscription_tier`` (discovery reads that key for callers that send ``x-tenant-id``
-without a tier). Every replica's view carries the key, so a tenant provisioned on one
-replica is usable by the next request on any replica once that replica's watch has the
-write (the writing replica waits for it before answering).
-"""
+"""Tenant writes: provisioning, changes and removal (with the tenant's config and usage)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import orjson
 
-from adapters import Backend, EventType, KeyValue, WatchEvent
-from facade.state.instances import utc_now
+from adapters import Backend
 from facade.state.view import StateView
+from facade.tenancy.config_store import ConfigService
+from facade.tenancy.tenant_directory import TenantDirectory, tenant_key
 from shared.errors import PreconditionFailed, RevisionConflict, TenantExists, TenantNotFound
-
-if TYPE_CHECKING:
-    from facade.tenancy.config_store import ConfigService
+from shared.timestamps import utc_now
 
 log = logging.getLogger("central_hub.tenants")
-
-TENANTS_PREFIX = "tenants/"
-RESERVED_TENANT_IDS = frozenset({"watch", "history", "webhooks", "rollback", "global", "tiers"})
-"""Ids that would collide with literal routes under ``/config/``."""
-
-
-def tenant_key(tenant_id: str) -> str:
-    """The key of one tenant's record."""
-    return f"{TENANTS_PREFIX}{tenant_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class Tenant:
-    """One provisioned tenant as stored, plus the revision of its record."""
-
-    tenant_id: str
-    subscription_tier: str
-    company_id: str
-    created_at: str
-    updated_at: str
-    revision: int
-
-    def to_record(self) -> dict[str, Any]:
-        """The stored JSON form."""
-        return {
-            "tenant_id": self.tenant_id,
-            "subscription_tier": self.subscription_tier,
-            "company_id": self.company_id,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
-    def public(self) -> dict[str, Any]:
-        """The API form: the record plus its version (the record's backend revision)."""
-        return self.to_record() | {"version": self.revision}
-
-    @classmethod
-    def from_kv(cls, kv: KeyValue) -> Tenant | None:
-        """Parse a stored record; ``None`` (and a log line) for an unreadable one."""
-        try:
-            data = orjson.loads(kv.value)
-            tenant_id = kv.key[len(TENANTS_PREFIX) :]
-            return cls(
-                tenant_id=tenant_id,
-                subscription_tier=str(data["subscription_tier"]),
-                company_id=str(data.get("company_id") or tenant_id),
-                created_at=str(data.get("created_at") or ""),
-                updated_at=str(data.get("updated_at") or ""),
-                revision=kv.mod_revision,
-            )
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            log.warning("ignoring unreadable tenant record %s: %s", kv.key, exc)
-            return None
-
-
-class TenantDirectory:
-    """Every provisioned tenant, kept current by the view (a :class:`ViewListener`)."""
-
-    def __init__(self) -> None:
-        self.tenants: dict[str, Tenant] = {}
-        self.on_change: list[Callable[[], None]] = []
-
-    def reset(self, items: dict[str, KeyValue]) -> None:
-        """Rebuild from a snapshot of ``tenants/``."""
-        self.tenants = {}
-        for kv in items.values():
-            tenant = Tenant.from_kv(kv)
-            if tenant is not None:
-                self.tenants[tenant.tenant_id] = tenant
-        self._changed()
-
-    def apply(self, event: WatchEvent, previous: KeyValue | None) -> None:
-        """Apply one change under ``tenants/``."""
-        tenant_id = event.key[len(TENANTS_PREFIX) :]
-        if event.type is EventType.PUT:
-            kv = KeyValue(event.key, event.value or b"", event.revision, event.revision)
-            tenant = Tenant.from_kv(kv)
-            if tenant is not None:
-                self.tenants[tenant_id] = tenant
-        else:
-            self.tenants.pop(tenant_id, None)
-        self._changed()
-
-    def _changed(self) -> None:
-        for callback in self.on_change:
-            callback()
-
-    def get(self, tenant_id: str) -> Tenant | None:
-        """One tenant, or ``None``."""
-        return self.tenants.get(tenant_id)
-
-    def require(self, tenant_id: str) -> Tenant:
-        """One tenant; raises TenantNotFound."""
-        tenant = self.tenants.get(tenant_id)
-        if tenant is None:
-            raise TenantNotFound(
-                f"no tenant {tenant_id!r} is provisioned", details={"tenant_id": tenant_id}
-            )
-        return tenant
 
 
 class TenantService:
@@ -134,17 +26,19 @@ class TenantService:
         backend: Backend,
         view: StateView,
         directory: TenantDirectory,
+        config: ConfigService,
         *,
+        cleanup_prefixes: Sequence[Callable[[str], str]],
         visibility_timeout: float,
     ) -> None:
+        """``config``: removal resets the tenant's overrides there; ``cleanup_prefixes``:
+        the key prefixes (per tenant id) removed with the tenant (usage, webhooks)."""
         self.backend = backend
         self.view = view
         self.directory = directory
+        self.config = config
+        self.cleanup_prefixes = tuple(cleanup_prefixes)
         self.visibility_timeout = visibility_timeout
-        self.config: ConfigService | None = None
-        """Set by the runtime: removal resets the tenant's config overrides."""
-        self.cleanup_prefixes: list[Callable[[str], str]] = []
-        """Key prefixes (per tenant id) removed with the tenant: usage, webhooks."""
 
     async def _visible(self, revision: int) -> None:
         if not await self.view.wait_for(revision, self.visibility_timeout):
@@ -257,17 +151,15 @@ class TenantService:
             raise TenantNotFound(
                 f"no tenant {tenant_id!r} is provisioned", details={"tenant_id": tenant_id}
             )
-        if self.config is not None:
-            await self.config.reset_tenant_overrides(tenant_id, author=author)
+        await self.config.reset_tenant_overrides(tenant_id, author=author)
         for prefix_of in self.cleanup_prefixes:
             snapshot = await self.backend.range(prefix_of(tenant_id))
             for kv in snapshot.items:
                 await self.backend.delete(kv.key)
         revision = await self.backend.delete(tenant_key(tenant_id))
-        if self.config is not None:
-            # An override write that passed its tenant check just before the delete may
-            # have landed after the reset; writes after the delete are refused.
-            revision = await self.config.ensure_tenant_overrides_reset(tenant_id) or revision
+        # An override write that passed its tenant check just before the delete may have
+        # landed after the reset; writes after the delete are refused.
+        revision = await self.config.ensure_tenant_overrides_reset(tenant_id) or revision
         if revision is not None:
             await self._visible(revision)
         return {"deleted": True, "tenant_id": tenant_id}
