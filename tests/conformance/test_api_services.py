@@ -65,8 +65,11 @@ async def test_register_is_readable_immediately_and_idempotent(api: httpx.AsyncC
 
 
 async def test_explicit_instance_ids_and_several_instances(api: httpx.AsyncClient) -> None:
-    await register(api, "pricing", 9001, instance_id="pricing-a")
-    await register(api, "pricing", 9002, instance_id="pricing-b")
+    # TTL registrations: nothing listens on these ports, and a live Consul (1.8.7 ignores
+    # FailuresBeforeCritical) turns a default tcp check critical at its first run, at a
+    # random moment within the first interval, so two "healthy" would race it.
+    await register(api, "pricing", 9001, instance_id="pricing-a", ttl=300)
+    await register(api, "pricing", 9002, instance_id="pricing-b", ttl=300)
     svc = (await api.get("/services/pricing")).json()
     assert sorted(i["instance_id"] for i in svc["instances"]) == ["pricing-a", "pricing-b"]
     assert svc["healthy_instances"] == 2
