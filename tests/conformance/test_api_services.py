@@ -18,6 +18,17 @@ ENTERPRISE = {"x-tenant-id": "company_big", "x-subscription-tier": "enterprise"}
 
 
 def registration(name: str, port: int, **extra: Any) -> dict[str, Any]:
+    """A registration of an instance that stays healthy on every backend.
+
+    Nothing listens on these ports: a live Consul agent (1.8.7 ignores
+    FailuresBeforeCritical) turns a default tcp check critical at its first run, at a
+    random moment within the first interval, which would race every "healthy" assertion.
+    A TTL check starts passing and stays so for the test, as the default check would on
+    the backends the hub probes (probing is off in these tests). Tests of checks
+    themselves pass ``check``/``ttl`` (and tests/conformance/test_api_checks.py).
+    """
+    if "check" not in extra and "ttl" not in extra:
+        extra["ttl"] = 300
     return {"name": name, "host": "127.0.0.1", "port": port, **extra}
 
 
@@ -65,11 +76,8 @@ async def test_register_is_readable_immediately_and_idempotent(api: httpx.AsyncC
 
 
 async def test_explicit_instance_ids_and_several_instances(api: httpx.AsyncClient) -> None:
-    # TTL registrations: nothing listens on these ports, and a live Consul (1.8.7 ignores
-    # FailuresBeforeCritical) turns a default tcp check critical at its first run, at a
-    # random moment within the first interval, so two "healthy" would race it.
-    await register(api, "pricing", 9001, instance_id="pricing-a", ttl=300)
-    await register(api, "pricing", 9002, instance_id="pricing-b", ttl=300)
+    await register(api, "pricing", 9001, instance_id="pricing-a")
+    await register(api, "pricing", 9002, instance_id="pricing-b")
     svc = (await api.get("/services/pricing")).json()
     assert sorted(i["instance_id"] for i in svc["instances"]) == ["pricing-a", "pricing-b"]
     assert svc["healthy_instances"] == 2
