@@ -14,6 +14,7 @@ from facade.access.audit import AuditLog, AuditMetrics
 from facade.access.rate_limits import RateLimiter
 from facade.access.tokens import TOKENS_PREFIX, AccessControl, GrantWatch, TokenService
 from facade.circuits.breakers import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
+from facade.coordination.backups import BackupScheduler
 from facade.discovery.circuit_status import CircuitService
 from facade.discovery.lookup import DiscoveryService
 from facade.health.prober import HealthProber
@@ -102,6 +103,18 @@ class Hub:
         self.metrics_registry.register(AuditMetrics(self.audit))
         self._bootstrap_task: asyncio.Task[None] | None = None
         self._bootstrap_step: asyncio.Future[None] | None = None
+        # Scheduled backups (issue 14): on the replica elected for the "backup" role.
+        self.backups: BackupScheduler | None = None
+        if settings.backup_interval > 0:
+            self.backups = BackupScheduler(
+                self.backend,
+                settings.backup_dir or settings.data_dir / "backups",
+                interval=settings.backup_interval,
+                keep=settings.backup_keep,
+                include_audit=settings.backup_audit,
+                leader_ttl=settings.leader_ttl,
+            )
+            self.view.add_listener(LEADER_PREFIX, self.backups.election)
 
     def _init_health(self, settings: HubSettings) -> None:
         """Circuits, endpoint selection, health answers and the prober (DESIGN.md 5-6)."""
@@ -223,6 +236,8 @@ class Hub:
         if self.prober_election is not None:
             await self.prober_election.start()
         await self.webhooks.start()
+        if self.backups is not None:
+            await self.backups.start()
         if self.settings.dev:
             log.warning(
                 "DEV MODE: authentication is OFF; anyone who can reach %s:%d is admin",
@@ -271,6 +286,8 @@ class Hub:
         """Stop probing (releasing leadership), stop following the backend and close it."""
         if self.prober_election is not None:
             await self.prober_election.stop()
+        if self.backups is not None:
+            await self.backups.stop()
         self.config.changes.close()  # ends config streams and long polls
         await self.webhooks.stop()
         await self.audit.stop()  # stores the queued records while the backend is open
