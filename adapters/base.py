@@ -447,8 +447,8 @@ class Backend(abc.ABC):
                 await self.delete(kv.key)
         ordered = sorted(items, key=lambda kv: (kv.mod_revision, kv.key))
         head = await self.current_revision()
-        keep = keep_revisions and bool(ordered) and head < ordered[0].mod_revision
-        kept = keep
+        keep = keep_revisions and bool(ordered) and head < ordered[-1].mod_revision
+        kept = keep and head < ordered[0].mod_revision
         scratch = RESTORE_SCRATCH_KEY
         padded = False
         for kv in ordered:
@@ -467,8 +467,9 @@ class Backend(abc.ABC):
             else:
                 rev = await self.put(kv.key, kv.value)
             if rev != kv.mod_revision:
+                # Its revision was taken (the target's own history, or another writer):
+                # this key differs, the later ones may still be placed exactly.
                 kept = False
-                keep = False  # someone else writes too (or a backend-wide revision moved)
             head = max(head, rev)
         if padded:
             await self.delete(scratch)

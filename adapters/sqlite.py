@@ -142,6 +142,12 @@ class SQLiteBackend(Backend):
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             conn.executescript(_SCHEMA)
+            # A new store starts at revision 1 and its first write is 2, as in etcd: a
+            # backup restored into a fresh etcd can then keep every revision (issue 14).
+            conn.execute(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT 'log', 1 "
+                "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'log')"
+            )
         except (sqlite3.Error, OSError) as exc:
             raise BackendUnavailable(
                 f"cannot open the embedded store at {self.path}: {exc}",
