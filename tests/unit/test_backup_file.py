@@ -135,11 +135,14 @@ def test_cli_restore_into_empty_then_refuses_non_empty_unless_forced(
     args = ["backup", "restore", str(path), "--backend", "embedded", "--data-dir", str(target)]
     assert main(args) == 0
     report = orjson.loads(capsys.readouterr().out)
-    assert report["keys"] == 3 and report["revisions_kept"] and report["atomic"]
+    assert report["keys"] == 3
+    assert report["revisions_kept"]
+    assert report["atomic"]
     assert report["audit_records"] == 1
     assert main(args) == 1
     err = capsys.readouterr().err
-    assert "not empty" in err and err.count("\n") == 1
+    assert "not empty" in err
+    assert err.count("\n") == 1
     assert main([*args, "--force"]) == 0
 
     async def keys() -> list[str]:
