@@ -121,7 +121,8 @@ def test_cli_restore_of_a_bad_file_writes_nothing(
         )
         err = capsys.readouterr().err
         assert code == 1, name
-        assert err.count("\n") == 1 and "backup file refused" in err, (name, err)
+        assert err.count("\n") == 1, (name, err)
+        assert "backup file refused" in err, (name, err)
         # Refused before any backend was opened: not even an empty store was created.
         assert not target.exists(), name
 
