@@ -447,7 +447,13 @@ class Backend(abc.ABC):
                 await self.delete(kv.key)
         ordered = sorted(items, key=lambda kv: (kv.mod_revision, kv.key))
         head = await self.current_revision()
-        keep = keep_revisions and bool(ordered) and head < ordered[-1].mod_revision
+        keep = (
+            keep_revisions
+            and bool(ordered)
+            and head < ordered[-1].mod_revision
+            # Each revision skipped costs one write: beyond this, new revisions are cheaper.
+            and ordered[-1].mod_revision - head - len(ordered) <= MAX_RESTORE_PADDING
+        )
         kept = keep and head < ordered[0].mod_revision
         scratch = RESTORE_SCRATCH_KEY
         padded = False
@@ -479,6 +485,9 @@ class Backend(abc.ABC):
         """The keys a restore must find absent (or replace): the whole keyspace."""
         return (await self.range("")).items
 
+
+MAX_RESTORE_PADDING = 200_000
+"""Most revision-advancing writes :meth:`Backend.load` makes to keep revisions."""
 
 RESTORE_SCRATCH_KEY = "restore/scratch"
 """The key :meth:`Backend.load` writes to advance the revision; deleted when it ends."""
