@@ -15,6 +15,7 @@ from facade.access.rate_limits import RateLimiter
 from facade.access.tokens import TOKENS_PREFIX, AccessControl, GrantWatch, TokenService
 from facade.circuits.breakers import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
 from facade.coordination.backups import BackupScheduler
+from facade.coordination.system_backups import SystemBackups
 from facade.discovery.circuit_status import CircuitService
 from facade.discovery.lookup import DiscoveryService
 from facade.health.prober import HealthProber
@@ -115,6 +116,12 @@ class Hub:
                 leader_ttl=settings.leader_ttl,
             )
             self.view.add_listener(LEADER_PREFIX, self.backups.election)
+        self.system_backups: SystemBackups | None = None
+        if settings.system_backups:
+            self.system_backups = SystemBackups(
+                self.backend, self.catalog, leader_ttl=settings.leader_ttl
+            )
+            self.view.add_listener(LEADER_PREFIX, self.system_backups.election)
 
     def _init_health(self, settings: HubSettings) -> None:
         """Circuits, endpoint selection, health answers and the prober (DESIGN.md 5-6)."""
@@ -238,6 +245,8 @@ class Hub:
         await self.webhooks.start()
         if self.backups is not None:
             await self.backups.start()
+        if self.system_backups is not None:
+            await self.system_backups.start()
         if self.settings.dev:
             log.warning(
                 "DEV MODE: authentication is OFF; anyone who can reach %s:%d is admin",
@@ -288,6 +297,8 @@ class Hub:
             await self.prober_election.stop()
         if self.backups is not None:
             await self.backups.stop()
+        if self.system_backups is not None:
+            await self.system_backups.stop()
         self.config.changes.close()  # ends config streams and long polls
         await self.webhooks.stop()
         await self.audit.stop()  # stores the queued records while the backend is open

@@ -228,6 +228,11 @@ class HubSettings(BaseSettings):
         7, ge=1, le=10_000, description="Scheduled backup files kept (the newest)."
     )
     backup_audit: bool = Field(False, description="Include the audit log in scheduled backups.")
+    system_backups: bool = Field(
+        True,
+        description="Coordinate system-wide backups of services that declare a backup "
+        "endpoint (POST /coordination/backups), on the elected replica.",
+    )
 
     def backend_options(self) -> dict[str, Any]:
         """Constructor keyword arguments for the configured backend."""
