@@ -166,6 +166,8 @@ class SystemBackups:
                         await self.execute(record)
             except HubError as exc:
                 log.warning("system backup coordinator: %s", exc)
+            except Exception:  # a malformed record must not end the coordinator
+                log.exception("system backup coordinator failed; retrying")
             await asyncio.sleep(self.poll_interval)
 
     def _participants(self) -> dict[str, Instance]:
