@@ -15,7 +15,7 @@ from facade.access.rate_limits import RateLimiter
 from facade.access.tokens import TOKENS_PREFIX, AccessControl, GrantWatch, TokenService
 from facade.circuits.breakers import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
 from facade.coordination.backups import BackupScheduler
-from facade.coordination.system_backups import SystemBackups
+from facade.coordination.system_backups import RUNS_PREFIX, SystemBackups
 from facade.discovery.circuit_status import CircuitService
 from facade.discovery.lookup import DiscoveryService
 from facade.health.prober import HealthProber
@@ -122,6 +122,7 @@ class Hub:
                 self.backend, self.catalog, leader_ttl=settings.leader_ttl
             )
             self.view.add_listener(LEADER_PREFIX, self.system_backups.election)
+            self.view.add_listener(RUNS_PREFIX, self.system_backups)
 
     def _init_health(self, settings: HubSettings) -> None:
         """Circuits, endpoint selection, health answers and the prober (DESIGN.md 5-6)."""

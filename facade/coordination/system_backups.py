@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import orjson
 
-from adapters import Backend
+from adapters import Backend, EventType, KeyValue, WatchEvent
 from facade.state.catalog import CatalogIndex, Instance
 from facade.state.leader_election import LeaderElection
 from shared.errors import BackendTimeout, HubError, NotFound, RevisionConflict
@@ -49,6 +49,14 @@ ACTIVE = ("requested", "running")
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _is_active(value: bytes) -> bool:
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and record.get("state") in ACTIVE
 
 
 def run_key(run_id: str) -> str:
@@ -84,6 +92,12 @@ class SystemBackups:
         )
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        # Replicas campaign only while the view shows an active run: no lease, no key and
+        # no backend reads at all between runs.
+        self.active: set[str] = set()
+        self._active_changed = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._campaigning = False
 
     # -- any replica ------------------------------------------------------------------
 
@@ -134,14 +148,47 @@ class SystemBackups:
 
     # -- the elected replica --------------------------------------------------------
 
+    # -- view listener on RUNS_PREFIX: which runs are active --------------------------
+
+    def reset(self, items: dict[str, KeyValue]) -> None:
+        """View resync: the active runs, from scratch."""
+        self.active = {key for key, kv in items.items() if _is_active(kv.value)}
+        self._active_changed.set()
+
+    def apply(self, event: WatchEvent, previous: KeyValue | None) -> None:
+        """A run was written or removed."""
+        if event.type is EventType.PUT and _is_active(event.value or b""):
+            self.active.add(event.key)
+        else:
+            self.active.discard(event.key)
+        self._active_changed.set()
+
     async def start(self) -> None:
-        """Campaign for the coordinator role."""
-        await self.election.start()
+        """Watch for active runs; campaign for the coordinator role while there are any."""
+        self._supervisor = asyncio.create_task(self._supervise(), name="system-backups-watch")
 
     async def stop(self) -> None:
         """Stop executing and release the role."""
-        await self.election.stop()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        if self._campaigning:
+            self._campaigning = False
+            await self.election.stop()
         await self._demoted()
+
+    async def _supervise(self) -> None:
+        while True:
+            await self._active_changed.wait()
+            self._active_changed.clear()
+            if self.active and not self._campaigning:
+                self._campaigning = True
+                await self.election.start()
+            elif not self.active and self._campaigning:
+                self._campaigning = False
+                await self.election.stop()  # the leader releases the role at once
 
     async def _elected(self) -> None:
         self._client = httpx.AsyncClient()

@@ -117,6 +117,9 @@ async def test_dependency_order_parallelism_timeout_and_failure(tmp_path: Path) 
             await register(api, after_slow, ["slow"])
             await register(api, broken, [])
 
+            # Between runs no replica campaigns: no coordinator lease, no key.
+            backend = hub.hub.backend
+            assert await backend.get("leader/backup-coordinator") is None
             resp = await api.post("/coordination/backups")
             assert resp.status_code == 202, resp.text
             started = resp.json()
@@ -155,6 +158,11 @@ async def test_dependency_order_parallelism_timeout_and_failure(tmp_path: Path) 
             assert (
                 await api.get("/coordination/backups/00000000000000000000-00000000")
             ).status_code == 404
+
+            async def released() -> None:
+                assert await backend.get("leader/backup-coordinator") is None
+
+            await eventually(released)
     finally:
         for service in services:
             await service.stop()
