@@ -438,6 +438,117 @@ class Backend(abc.ABC):
         value = await self._audit_get(name)
         return list(_audit_lines(value)) if value else []
 
+    # -- backup and restore (issue 14) ------------------------------------------------
+
+    snapshot_consistency: ClassVar[str] = (
+        "one read transaction: every key as of the snapshot's revision"
+    )
+    """What :meth:`snapshot` guarantees on this backend (shown in backup headers)."""
+
+    async def snapshot(self) -> Snapshot:
+        """The whole keyspace as of one revision, for a backup.
+
+        Every write acknowledged at or before ``revision`` is in ``items`` and nothing
+        later is. The default is :meth:`range` of ``""``, which is one read transaction
+        on backends whose range is (the embedded store); backends that would otherwise
+        answer from a possibly stale copy override this to refuse instead.
+        """
+        return await self.range("")
+
+    async def load(
+        self, items: Sequence[KeyValue], *, replace: bool = False, keep_revisions: bool = True
+    ) -> LoadReport:
+        """Write a backup's keys (restore); the keyspace must be empty unless ``replace``.
+
+        ``replace`` first deletes every key that is not in ``items`` (catalog entries
+        included). Lease-bound items are refused: leases do not survive a restore.
+
+        ``keep_revisions``: when the backend's revision is still below the smallest
+        ``mod_revision`` of ``items``, keys are written in revision order and the revision
+        is advanced in between (writes of a scratch key, deleted at the end) so every key
+        gets its original ``mod_revision`` back: config versions, tenant versions and
+        ETags stay what clients saw. Otherwise keys get new revisions and
+        :attr:`LoadReport.revisions_kept` is false. Not atomic in this default form (one
+        write per key); the embedded backend overrides it with one transaction.
+        """
+        from shared.errors import Conflict, InvalidRequest
+
+        if any(kv.lease is not None for kv in items):
+            raise InvalidRequest("leases do not survive a restore: drop lease-bound keys first")
+        present = await self._restore_present()
+        wanted = {kv.key for kv in items}
+        if present and not replace:
+            raise Conflict(
+                f"the {self.name} keyspace is not empty ({len(present)} keys); "
+                "restore only into an empty one, or replace it (--force)",
+                details={"keys": len(present)},
+            )
+        for kv in present:
+            if kv.key in wanted:
+                continue
+            if kv.key.startswith(CATALOG_PREFIX):
+                service, _, instance = kv.key[len(CATALOG_PREFIX) :].partition("/")
+                await self.delete_instance(service, instance)
+            else:
+                await self.delete(kv.key)
+        ordered = sorted(items, key=lambda kv: (kv.mod_revision, kv.key))
+        head = await self.current_revision()
+        keep = (
+            keep_revisions
+            and bool(ordered)
+            and head < ordered[-1].mod_revision
+            # Each revision skipped costs one write: beyond this, new revisions are cheaper.
+            and ordered[-1].mod_revision - head - len(ordered) <= MAX_RESTORE_PADDING
+        )
+        kept = keep and head < ordered[0].mod_revision
+        scratch = RESTORE_SCRATCH_KEY
+        padded = False
+        for kv in ordered:
+            if keep:
+                gap = kv.mod_revision - head - 1
+                while gap > 0:
+                    # Each write moves the revision by exactly one, whatever its order.
+                    step = min(gap, 32)
+                    revs = await asyncio.gather(*(self.put(scratch, b"") for _ in range(step)))
+                    head = max(head, *revs)
+                    gap = kv.mod_revision - head - 1
+                    padded = True
+            if kv.key.startswith(CATALOG_PREFIX):
+                service, _, instance = kv.key[len(CATALOG_PREFIX) :].partition("/")
+                rev = await self.put_instance(service, instance, kv.value)
+            else:
+                rev = await self.put(kv.key, kv.value)
+            if rev != kv.mod_revision:
+                # Its revision was taken (the target's own history, or another writer):
+                # this key differs, the later ones may still be placed exactly.
+                kept = False
+            head = max(head, rev)
+        if padded:
+            await self.delete(scratch)
+        return LoadReport(keys=len(ordered), revisions_kept=kept, atomic=False)
+
+    async def _restore_present(self) -> list[KeyValue]:
+        """The keys a restore must find absent (or replace): the whole keyspace."""
+        return (await self.range("")).items
+
+
+MAX_RESTORE_PADDING = 200_000
+"""Most revision-advancing writes :meth:`Backend.load` makes to keep revisions."""
+
+RESTORE_SCRATCH_KEY = "restore/scratch"
+"""The key :meth:`Backend.load` writes to advance the revision; deleted when it ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    """What :meth:`Backend.load` did."""
+
+    keys: int
+    revisions_kept: bool
+    """Every key got its original ``mod_revision`` back."""
+    atomic: bool
+    """The load (and the replacement) was one transaction."""
+
 
 class _Descending:
     """Orders strings in reverse, so heapq's min-heap pops the newest id first."""

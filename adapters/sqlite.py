@@ -35,6 +35,7 @@ from adapters.base import (
     EventType,
     KeyValue,
     Lease,
+    LoadReport,
     Put,
     Snapshot,
     WatchEvent,
@@ -45,6 +46,7 @@ from adapters.base import (
 from shared.errors import (
     BackendTimeout,
     BackendUnavailable,
+    Conflict,
     InvalidRequest,
     LeaseNotFound,
     RevisionCompacted,
@@ -141,6 +143,12 @@ class SQLiteBackend(Backend):
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             conn.executescript(_SCHEMA)
+            # A new store starts at revision 1 and its first write is 2, as in etcd: a
+            # backup restored into a fresh etcd can then keep every revision (issue 14).
+            conn.execute(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT 'log', 1 "
+                "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'log')"
+            )
         except (sqlite3.Error, OSError) as exc:
             raise BackendUnavailable(
                 f"cannot open the embedded store at {self.path}: {exc}",
@@ -536,6 +544,55 @@ class SQLiteBackend(Backend):
         if len(rows) == limit:
             head = rows[-1][0]
         return rows, head
+
+    # -- restore (issue 14): one transaction, original revisions -----------------------
+
+    async def load(
+        self, items: Sequence[KeyValue], *, replace: bool = False, keep_revisions: bool = True
+    ) -> LoadReport:
+        """Restore in one transaction: all of ``items`` (and the replacement) or nothing.
+
+        Keys keep their original create/mod revisions and versions when the store's
+        revision is below every one of them (the log's sequence then jumps to the
+        newest); otherwise they get fresh revisions, in their original order.
+        """
+        if any(kv.lease is not None for kv in items):
+            raise InvalidRequest("leases do not survive a restore: drop lease-bound keys first")
+        ordered = sorted(items, key=lambda kv: (kv.mod_revision, kv.key))
+        kept = await self._run(self._load_sync, ordered, replace, keep_revisions)
+        self._changes.notify()
+        return LoadReport(keys=len(ordered), revisions_kept=kept, atomic=True)
+
+    def _load_sync(self, items: list[KeyValue], replace: bool, keep_revisions: bool) -> bool:
+        with self._write() as conn:
+            present = [row[0] for row in conn.execute("SELECT key FROM kv").fetchall()]
+            if present and not replace:
+                raise Conflict(
+                    f"the embedded keyspace is not empty ({len(present)} keys); "
+                    "restore only into an empty one, or replace it (--force)",
+                    details={"keys": len(present)},
+                )
+            for key in present:
+                self._append(conn, key, _DELETE, None, None)
+            conn.execute("DELETE FROM kv")
+            head = self._head(conn)
+            keep = keep_revisions and bool(items) and head < items[0].mod_revision
+            for kv in items:
+                if keep:
+                    conn.execute(
+                        "INSERT INTO log (rev, key, type, value, lease) VALUES (?, ?, ?, ?, NULL)",
+                        (kv.mod_revision, kv.key, _PUT, kv.value),
+                    )
+                    row = (kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version)
+                else:
+                    rev = self._append(conn, kv.key, _PUT, kv.value, None)
+                    row = (kv.key, kv.value, rev, rev, 1)
+                conn.execute(
+                    "INSERT INTO kv (key, value, create_rev, mod_rev, version, lease) "
+                    "VALUES (?, ?, ?, ?, ?, NULL)",
+                    row,
+                )
+            return keep
 
 
 def _kv(row: tuple[Any, ...]) -> KeyValue:

@@ -77,6 +77,27 @@ class HealthCheck(BaseModel):
         return self
 
 
+class BackupDeclaration(BaseModel):
+    """A service that can back itself up: the hub calls it in system-wide backups."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: str = Field(
+        "/backup",
+        max_length=256,
+        pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*$",
+        description="Path the hub POSTs to (on the instance's host and port).",
+    )
+    depends_on: list[ServiceName] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Services whose backup must finish first.",
+    )
+    timeout_seconds: float = Field(
+        300, gt=0, le=3600, description="How long the hub waits for this service's backup."
+    )
+
+
 class ServiceRegistration(BaseModel):
     """The spec's ``EnhancedServiceRegistration`` plus weight, version, tags, meta, TTL."""
 
@@ -126,6 +147,9 @@ class ServiceRegistration(BaseModel):
     )
     check: HealthCheck | None = Field(
         None, description="Health check; default chosen from protocol and ttl."
+    )
+    backup: BackupDeclaration | None = Field(
+        None, description="Takes part in system-wide backups (POST /coordination/backups)."
     )
 
     @field_validator("host")

@@ -14,6 +14,8 @@ from facade.access.audit import AuditLog, AuditMetrics
 from facade.access.rate_limits import RateLimiter
 from facade.access.tokens import TOKENS_PREFIX, AccessControl, GrantWatch, TokenService
 from facade.circuits.breakers import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
+from facade.coordination.backups import BackupScheduler
+from facade.coordination.system_backups import RUNS_PREFIX, SystemBackups
 from facade.discovery.circuit_status import CircuitService
 from facade.discovery.lookup import DiscoveryService
 from facade.health.prober import HealthProber
@@ -67,6 +69,7 @@ class Hub:
         self._init_tenancy(settings)
         self._init_access(settings)
         self._init_metrics()
+        self._init_backups(settings)
         self._bootstrap_task: asyncio.Task[None] | None = None
         self._bootstrap_step: asyncio.Future[None] | None = None
 
@@ -216,6 +219,28 @@ class Hub:
             max_records=settings.audit_max_records,
         )
 
+    def _init_backups(self, settings: HubSettings) -> None:
+        """Scheduled backups of the hub's state and system-wide service backups, each
+        run by the replica elected for its role (docs/operations.md)."""
+        self.backups: BackupScheduler | None = None
+        if settings.backup_interval > 0:
+            self.backups = BackupScheduler(
+                self.backend,
+                settings.backup_dir or settings.data_dir / "backups",
+                interval=settings.backup_interval,
+                keep=settings.backup_keep,
+                include_audit=settings.backup_audit,
+                leader_ttl=settings.leader_ttl,
+            )
+            self.view.add_listener(LEADER_PREFIX, self.backups.election)
+        self.system_backups: SystemBackups | None = None
+        if settings.system_backups:
+            self.system_backups = SystemBackups(
+                self.backend, self.catalog, leader_ttl=settings.leader_ttl
+            )
+            self.view.add_listener(LEADER_PREFIX, self.system_backups.election)
+            self.view.add_listener(RUNS_PREFIX, self.system_backups)
+
     def _init_metrics(self) -> None:
         """The hub's own Prometheus collectors (quotas, health, audit, in that order)."""
         # Per-hub registry: several hubs may run in one process (tests, benchmarks).
@@ -248,6 +273,10 @@ class Hub:
         if self.prober_election is not None:
             await self.prober_election.start()
         await self.webhooks.start()
+        if self.backups is not None:
+            await self.backups.start()
+        if self.system_backups is not None:
+            await self.system_backups.start()
         if self.settings.dev:
             log.warning(
                 "DEV MODE: authentication is OFF; anyone who can reach %s:%d is admin",
@@ -295,6 +324,10 @@ class Hub:
         """Stop probing (releasing leadership), stop following the backend and close it."""
         if self.prober_election is not None:
             await self.prober_election.stop()
+        if self.backups is not None:
+            await self.backups.stop()
+        if self.system_backups is not None:
+            await self.system_backups.stop()
         self.config.changes.close()  # ends config streams and long polls
         await self.webhooks.stop()
         await self.audit.stop()  # stores the queued records while the backend is open

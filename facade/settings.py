@@ -217,6 +217,25 @@ class HubSettings(BaseSettings):
     circuit_half_open_successes: int = Field(
         3, ge=1, le=1000, description="Successful trial calls that close a HALF_OPEN circuit."
     )
+    backup_interval: float = Field(
+        0,
+        ge=0,
+        le=30 * 86400,
+        description="Seconds between scheduled backups of the hub's state (0: none); "
+        "written by the elected replica only.",
+    )
+    backup_dir: Path | None = Field(
+        None, description="Where scheduled backups go (default: HUB_DATA_DIR/backups)."
+    )
+    backup_keep: int = Field(
+        7, ge=1, le=10_000, description="Scheduled backup files kept (the newest)."
+    )
+    backup_audit: bool = Field(False, description="Include the audit log in scheduled backups.")
+    system_backups: bool = Field(
+        True,
+        description="Coordinate system-wide backups of services that declare a backup "
+        "endpoint (POST /coordination/backups), on the elected replica.",
+    )
 
     def backend_options(self) -> dict[str, Any]:
         """Constructor keyword arguments for the configured backend."""

@@ -97,6 +97,10 @@ class ServiceConfig:
         config_wait: long-poll wait for configuration changes, in seconds.
         report_errors: send new ErrorDNA groups to the hub (``POST /errors``).
         instance_id: stable instance id (default: the hub derives one).
+        backup_endpoint: path the hub POSTs to in system-wide backups (served only when
+            the service gives :class:`BaseService` a ``backup_hook``).
+        backup_depends_on: services whose backup must finish before this one's.
+        backup_timeout: seconds the hub waits for this service's backup.
     """
 
     service_name: str
@@ -134,6 +138,9 @@ class ServiceConfig:
     report_errors: bool = True
     instance_id: str | None = None
     environment: str = "development"
+    backup_endpoint: str = "/backup"
+    backup_depends_on: tuple[str, ...] = ()
+    backup_timeout: float = 300.0
 
     @property
     def address(self) -> str:
@@ -198,6 +205,26 @@ class ServiceConfig:
         return cls(service_name=service_name, version=version, **values)
 
 
+@dataclass(frozen=True, slots=True)
+class BackupRequest:
+    """One system-wide backup, as the hub asks a service for its part.
+
+    Attributes:
+        backup_id: the run's id (the same for every service, and for a repeated call
+            after the hub's coordinator changed: use it to avoid doing the work twice).
+        epoch: the run's epoch, a number that only grows across runs.
+        service: this service's name.
+    """
+
+    backup_id: str
+    epoch: int
+    service: str
+
+
+BackupHook = Callable[[BackupRequest], Awaitable[str | None]]
+"""A service's backup: does the work and returns where it put it (reported to the hub)."""
+
+
 class BaseService:
     """Registration, heartbeats, config hot reload, health and graceful shutdown.
 
@@ -208,6 +235,10 @@ class BaseService:
         config: the service's :class:`ServiceConfig`.
         client: the hub client to use (default: one built from the config).
         metrics_registry: Prometheus registry for the service's tracker.
+        backup_hook: the service's backup (a coroutine function taking a
+            :class:`BackupRequest` and returning a location); given, the service declares
+            itself for system-wide backups at registration and :meth:`install` serves
+            ``POST config.backup_endpoint`` for the hub.
     """
 
     def __init__(
@@ -216,8 +247,12 @@ class BaseService:
         *,
         client: AsyncHubClient | None = None,
         metrics_registry: CollectorRegistry | None = None,
+        backup_hook: BackupHook | None = None,
     ) -> None:
         self.config = config
+        self.backup_hook = backup_hook
+        self.backups: list[BackupRequest] = []
+        """Backup requests served, oldest first."""
         self.logger = logging.getLogger(config.service_name)
         self._owns_client = client is None
         self.client = client or AsyncHubClient(
@@ -386,6 +421,7 @@ class BaseService:
             self.config.address,
             self.config.port,
             **self.config.registration(),
+            backup=self._backup_declaration(),
         )
         self.registration = reg
         self._deregistered = False
@@ -497,6 +533,23 @@ class BaseService:
         else:
             asyncio.run_coroutine_threadsafe(coro, loop)
 
+    def _backup_declaration(self) -> dict[str, Any] | None:
+        if self.backup_hook is None:
+            return None
+        return {
+            "endpoint": self.config.backup_endpoint,
+            "depends_on": list(self.config.backup_depends_on),
+            "timeout_seconds": self.config.backup_timeout,
+        }
+
+    async def run_backup(self, request: BackupRequest) -> dict[str, Any]:
+        """Run the backup hook for one request; the answer the hub records."""
+        if self.backup_hook is None:
+            raise NotFound("this service declares no backup")
+        location = await self.backup_hook(request)
+        self.backups.append(request)
+        return {"backup_id": request.backup_id, "epoch": request.epoch, "location": location}
+
     # -- FastAPI integration -------------------------------------------------------------
 
     def install(self, app: FastAPI) -> None:
@@ -525,6 +578,38 @@ class BaseService:
         app.add_api_route(
             self.config.metrics_endpoint, metrics_route, methods=["GET"], include_in_schema=False
         )
+        if self.backup_hook is not None:
+
+            async def backup_route(request: Request) -> JSONResponse:
+                """The hub's system-wide backup call: run the hook, report the location."""
+                try:
+                    body = await request.json()
+                    backup = BackupRequest(
+                        backup_id=str(body["backup_id"]),
+                        epoch=int(body["epoch"]),
+                        service=str(body.get("service") or self.config.service_name),
+                    )
+                except (ValueError, KeyError, TypeError):
+                    error = {"code": "invalid_request", "message": "expected backup_id, epoch"}
+                    return JSONResponse({"error": error}, status_code=422)
+                try:
+                    return JSONResponse(await self.run_backup(backup))
+                except Exception as exc:  # the hub records the failure with this reason
+                    self.logger.exception("backup %s failed", backup.backup_id)
+                    error = {"code": "backup_failed", "message": str(exc)[:300]}
+                    return JSONResponse({"error": error}, status_code=500)
+
+            from fastapi import Request as RequestClass
+
+            # Annotations are strings here (postponed evaluation) and Request is imported
+            # only for type checking: hand FastAPI the class itself.
+            backup_route.__annotations__ = {"request": RequestClass, "return": JSONResponse}
+            app.add_api_route(
+                self.config.backup_endpoint,
+                backup_route,
+                methods=["POST"],
+                include_in_schema=False,
+            )
 
         @app.middleware("http")
         async def tenant_context_middleware(

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from examples.trading_service.service import TradingService, build_config
 from shared.client import RetryPolicy
@@ -29,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drain", type=float, help="seconds between deregistering and exit")
     parser.add_argument("--config-tenant", help="tenant whose configuration to follow")
     parser.add_argument("--config-wait", type=float, default=30.0)
+    parser.add_argument(
+        "--backup-dir", type=Path, help="where system-wide backups of this service go"
+    )
     args = parser.parse_args(argv)
 
     overrides = {
@@ -47,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config.service_name, "INFO")
     # one line per hub call would drown the service's own lines
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    service = TradingService(config)
+    service = TradingService(config, backup_dir=args.backup_dir)
     service.run(service.build_app(), log_level="warning")
     return 0
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -13,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from proto.trading import orders_pb2
-from shared.base_service import BaseService, ServiceConfig
+from shared.base_service import BackupRequest, BaseService, ServiceConfig
 from shared.client import ConfigSnapshot
 from shared.errors import HubError
 from shared.logs import current_tenant_context
@@ -40,8 +44,11 @@ def build_config(**overrides: Any) -> ServiceConfig:
 class TradingService(BaseService):
     """Takes orders, checks them, publishes them; follows its tenant's config."""
 
-    def __init__(self, config: ServiceConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: ServiceConfig, *, backup_dir: Path | None = None) -> None:
+        # Takes part in system-wide backups: the hub calls POST /backup with one backup
+        # id for every service; this one saves the orders it published.
+        super().__init__(config, backup_hook=self.back_up)
+        self.backup_dir = backup_dir or Path(tempfile.gettempdir()) / "order-intake-backups"
         self.in_flight = 0
         self.max_in_flight = 100
         self.rate_limits: dict[str, Any] = {}
@@ -65,6 +72,15 @@ class TradingService(BaseService):
     def health_details(self) -> dict[str, Any]:
         """Orders published and config reloads, for operators."""
         return {"orders_published": len(self.published), "config_changes": self.config_changes}
+
+    async def back_up(self, request: BackupRequest) -> str:
+        """Write the published envelopes of this instance to one file per backup id."""
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        path = self.backup_dir / f"{request.backup_id}-epoch{request.epoch}.json"
+        orders = [base64.b64encode(wire).decode("ascii") for wire in self.published]
+        payload = {"service": request.service, "backup_id": request.backup_id, "orders": orders}
+        await asyncio.to_thread(path.write_text, json.dumps(payload))
+        return path.as_uri()
 
     def validate(self, order: OrderIn) -> None:
         """Reject volumes the venue would reject (raises ValueError)."""

@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list tokens (never secrets)", parents=[connection])
     revoke = actions.add_parser("revoke", help="revoke a token by id", parents=[connection])
     revoke.add_argument("token_id")
+    from facade.cli import backup
+
+    backup.add_commands(sub, connection)
     return parser
 
 
@@ -81,6 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "token":
         return _token(args)
+    if args.command in ("backup", "migrate"):
+        from facade.cli import backup
+
+        return backup.run(
+            args, backup.HubConnection(_default_url, _default_token_file, describe_error)
+        )
     return 2
 
 

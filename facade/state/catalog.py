@@ -60,6 +60,8 @@ class Instance:
     check: CheckSpec | None = None
     """How the instance is checked; ``None`` means the defaults for its protocol and TTL."""
     revision: int = 0
+    backup: dict[str, Any] | None = None
+    """Its system-wide backup declaration (endpoint, depends_on, timeout_seconds), if any."""
 
     @property
     def check_spec(self) -> CheckSpec:
@@ -96,7 +98,7 @@ class Instance:
             "load": self.load,
             "lease": self.lease,
             "check": self.check.to_record() if self.check is not None else None,
-        }
+        } | ({"backup": dict(self.backup)} if self.backup is not None else {})
 
     @classmethod
     def from_record(cls, data: dict[str, Any], *, revision: int = 0) -> Instance:
@@ -129,6 +131,7 @@ class Instance:
                 else None
             ),
             revision=revision,
+            backup=dict(data["backup"]) if isinstance(data.get("backup"), dict) else None,
         )
 
 

@@ -100,6 +100,7 @@ class RegistryService:
             load=existing.load if existing else None,
             lease=lease_id,
             check=check,
+            backup=reg.backup.model_dump() if reg.backup is not None else None,
         )
         revision = await self.backend.put_instance(
             reg.name, instance_id, orjson.dumps(instance.to_record()), lease=lease_id

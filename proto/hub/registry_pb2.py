@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18proto/hub/registry.proto\x12\raitrading.hub\"\xae\x03\n\x13ServiceRegistration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x10\n\x08protocol\x18\x04 \x01(\t\x12\x17\n\x0fhealth_endpoint\x18\x05 \x01(\t\x12\x16\n\x0etenant_capable\x18\x06 \x01(\x08\x12!\n\x19subscription_requirements\x18\x07 \x03(\t\x12\x15\n\rresource_tier\x18\x08 \x01(\t\x12\x0e\n\x06weight\x18\t \x01(\x05\x12\x0f\n\x07version\x18\n \x01(\t\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12:\n\x04meta\x18\x0c \x03(\x0b\x32,.aitrading.hub.ServiceRegistration.MetaEntry\x12\x10\n\x03ttl\x18\r \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0binstance_id\x18\x0e \x01(\t\x12)\n\x05\x63heck\x18\x0f \x01(\x0b\x32\x1a.aitrading.hub.HealthCheck\x1a+\n\tMetaEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04_ttl\"\xd7\x02\n\x0bHealthCheck\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x15\n\x08interval\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x07timeout\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12%\n\x18\x66\x61ilures_before_critical\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12%\n\x18successes_before_passing\x18\x05 \x01(\x05H\x03\x88\x01\x01\x12 \n\x13\x64\x65graded_latency_ms\x18\x06 \x01(\x01H\x04\x88\x01\x01\x12\x1d\n\x10\x64\x65register_after\x18\x07 \x01(\x01H\x05\x88\x01\x01\x42\x0b\n\t_intervalB\n\n\x08_timeoutB\x1b\n\x19_failures_before_criticalB\x1b\n\x19_successes_before_passingB\x16\n\x14_degraded_latency_msB\x13\n\x11_deregister_after\"^\n\x12RegistrationResult\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x14\n\x0cservice_name\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\x12\x0b\n\x03ttl\x18\x04 \x01(\x05\"<\n\tHeartbeat\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x11\n\x04load\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x07\n\x05_load\"e\n\x11HealthCheckResult\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.aitrading.hub.HealthStatus\x12\x0f\n\x07latency\x18\x02 \x01(\x01\x12\x12\n\nlast_check\x18\x03 \x01(\t\"4\n\x08\x45ndpoint\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x0c\n\x04load\x18\x03 \x01(\x01\"\x83\x02\n\x0f\x44iscoveryAnswer\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x1c\n\x14recommended_endpoint\x18\x02 \x01(\t\x12\x1d\n\x15\x61ll_healthy_endpoints\x18\x03 \x03(\t\x12\x42\n\nconfidence\x18\x04 \x03(\x0b\x32..aitrading.hub.DiscoveryAnswer.ConfidenceEntry\x12\x17\n\x0f\x63onnection_type\x18\x05 \x01(\t\x12\r\n\x05stale\x18\x06 \x01(\x08\x1a\x31\n\x0f\x43onfidenceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*\x80\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x02\x12\x1a\n\x16HEALTH_STATUS_CRITICAL\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18proto/hub/registry.proto\x12\raitrading.hub\"\xe0\x03\n\x13ServiceRegistration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x10\n\x08protocol\x18\x04 \x01(\t\x12\x17\n\x0fhealth_endpoint\x18\x05 \x01(\t\x12\x16\n\x0etenant_capable\x18\x06 \x01(\x08\x12!\n\x19subscription_requirements\x18\x07 \x03(\t\x12\x15\n\rresource_tier\x18\x08 \x01(\t\x12\x0e\n\x06weight\x18\t \x01(\x05\x12\x0f\n\x07version\x18\n \x01(\t\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12:\n\x04meta\x18\x0c \x03(\x0b\x32,.aitrading.hub.ServiceRegistration.MetaEntry\x12\x10\n\x03ttl\x18\r \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0binstance_id\x18\x0e \x01(\t\x12)\n\x05\x63heck\x18\x0f \x01(\x0b\x32\x1a.aitrading.hub.HealthCheck\x12\x30\n\x06\x62\x61\x63kup\x18\x10 \x01(\x0b\x32 .aitrading.hub.BackupDeclaration\x1a+\n\tMetaEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04_ttl\"k\n\x11\x42\x61\x63kupDeclaration\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x12\n\ndepends_on\x18\x02 \x03(\t\x12\x1c\n\x0ftimeout_seconds\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x12\n\x10_timeout_seconds\"\xd7\x02\n\x0bHealthCheck\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x15\n\x08interval\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x07timeout\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12%\n\x18\x66\x61ilures_before_critical\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12%\n\x18successes_before_passing\x18\x05 \x01(\x05H\x03\x88\x01\x01\x12 \n\x13\x64\x65graded_latency_ms\x18\x06 \x01(\x01H\x04\x88\x01\x01\x12\x1d\n\x10\x64\x65register_after\x18\x07 \x01(\x01H\x05\x88\x01\x01\x42\x0b\n\t_intervalB\n\n\x08_timeoutB\x1b\n\x19_failures_before_criticalB\x1b\n\x19_successes_before_passingB\x16\n\x14_degraded_latency_msB\x13\n\x11_deregister_after\"^\n\x12RegistrationResult\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x14\n\x0cservice_name\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\x12\x0b\n\x03ttl\x18\x04 \x01(\x05\"<\n\tHeartbeat\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x11\n\x04load\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x07\n\x05_load\"e\n\x11HealthCheckResult\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.aitrading.hub.HealthStatus\x12\x0f\n\x07latency\x18\x02 \x01(\x01\x12\x12\n\nlast_check\x18\x03 \x01(\t\"4\n\x08\x45ndpoint\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x0c\n\x04load\x18\x03 \x01(\x01\"\x83\x02\n\x0f\x44iscoveryAnswer\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x1c\n\x14recommended_endpoint\x18\x02 \x01(\t\x12\x1d\n\x15\x61ll_healthy_endpoints\x18\x03 \x03(\t\x12\x42\n\nconfidence\x18\x04 \x03(\x0b\x32..aitrading.hub.DiscoveryAnswer.ConfidenceEntry\x12\x17\n\x0f\x63onnection_type\x18\x05 \x01(\t\x12\r\n\x05stale\x18\x06 \x01(\x08\x1a\x31\n\x0f\x43onfidenceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*\x80\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x02\x12\x1a\n\x16HEALTH_STATUS_CRITICAL\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,24 +35,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVICEREGISTRATION_METAENTRY']._serialized_options = b'8\001'
   _globals['_DISCOVERYANSWER_CONFIDENCEENTRY']._loaded_options = None
   _globals['_DISCOVERYANSWER_CONFIDENCEENTRY']._serialized_options = b'8\001'
-  _globals['_HEALTHSTATUS']._serialized_start=1400
-  _globals['_HEALTHSTATUS']._serialized_end=1528
+  _globals['_HEALTHSTATUS']._serialized_start=1559
+  _globals['_HEALTHSTATUS']._serialized_end=1687
   _globals['_SERVICEREGISTRATION']._serialized_start=44
-  _globals['_SERVICEREGISTRATION']._serialized_end=474
-  _globals['_SERVICEREGISTRATION_METAENTRY']._serialized_start=423
-  _globals['_SERVICEREGISTRATION_METAENTRY']._serialized_end=466
-  _globals['_HEALTHCHECK']._serialized_start=477
-  _globals['_HEALTHCHECK']._serialized_end=820
-  _globals['_REGISTRATIONRESULT']._serialized_start=822
-  _globals['_REGISTRATIONRESULT']._serialized_end=916
-  _globals['_HEARTBEAT']._serialized_start=918
-  _globals['_HEARTBEAT']._serialized_end=978
-  _globals['_HEALTHCHECKRESULT']._serialized_start=980
-  _globals['_HEALTHCHECKRESULT']._serialized_end=1081
-  _globals['_ENDPOINT']._serialized_start=1083
-  _globals['_ENDPOINT']._serialized_end=1135
-  _globals['_DISCOVERYANSWER']._serialized_start=1138
-  _globals['_DISCOVERYANSWER']._serialized_end=1397
-  _globals['_DISCOVERYANSWER_CONFIDENCEENTRY']._serialized_start=1348
-  _globals['_DISCOVERYANSWER_CONFIDENCEENTRY']._serialized_end=1397
+  _globals['_SERVICEREGISTRATION']._serialized_end=524
+  _globals['_SERVICEREGISTRATION_METAENTRY']._serialized_start=473
+  _globals['_SERVICEREGISTRATION_METAENTRY']._serialized_end=516
+  _globals['_BACKUPDECLARATION']._serialized_start=526
+  _globals['_BACKUPDECLARATION']._serialized_end=633
+  _globals['_HEALTHCHECK']._serialized_start=636
+  _globals['_HEALTHCHECK']._serialized_end=979
+  _globals['_REGISTRATIONRESULT']._serialized_start=981
+  _globals['_REGISTRATIONRESULT']._serialized_end=1075
+  _globals['_HEARTBEAT']._serialized_start=1077
+  _globals['_HEARTBEAT']._serialized_end=1137
+  _globals['_HEALTHCHECKRESULT']._serialized_start=1139
+  _globals['_HEALTHCHECKRESULT']._serialized_end=1240
+  _globals['_ENDPOINT']._serialized_start=1242
+  _globals['_ENDPOINT']._serialized_end=1294
+  _globals['_DISCOVERYANSWER']._serialized_start=1297
+  _globals['_DISCOVERYANSWER']._serialized_end=1556
+  _globals['_DISCOVERYANSWER_CONFIDENCEENTRY']._serialized_start=1507
+  _globals['_DISCOVERYANSWER_CONFIDENCEENTRY']._serialized_end=1556
 # @@protoc_insertion_point(module_scope)

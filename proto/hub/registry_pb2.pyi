@@ -19,7 +19,7 @@ HEALTH_STATUS_DEGRADED: HealthStatus
 HEALTH_STATUS_CRITICAL: HealthStatus
 
 class ServiceRegistration(_message.Message):
-    __slots__ = ("name", "host", "port", "protocol", "health_endpoint", "tenant_capable", "subscription_requirements", "resource_tier", "weight", "version", "tags", "meta", "ttl", "instance_id", "check")
+    __slots__ = ("name", "host", "port", "protocol", "health_endpoint", "tenant_capable", "subscription_requirements", "resource_tier", "weight", "version", "tags", "meta", "ttl", "instance_id", "check", "backup")
     class MetaEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class ServiceRegistration(_message.Message):
     TTL_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     CHECK_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_FIELD_NUMBER: _ClassVar[int]
     name: str
     host: str
     port: int
@@ -57,7 +58,18 @@ class ServiceRegistration(_message.Message):
     ttl: int
     instance_id: str
     check: HealthCheck
-    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., protocol: _Optional[str] = ..., health_endpoint: _Optional[str] = ..., tenant_capable: _Optional[bool] = ..., subscription_requirements: _Optional[_Iterable[str]] = ..., resource_tier: _Optional[str] = ..., weight: _Optional[int] = ..., version: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., meta: _Optional[_Mapping[str, str]] = ..., ttl: _Optional[int] = ..., instance_id: _Optional[str] = ..., check: _Optional[_Union[HealthCheck, _Mapping]] = ...) -> None: ...
+    backup: BackupDeclaration
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., protocol: _Optional[str] = ..., health_endpoint: _Optional[str] = ..., tenant_capable: _Optional[bool] = ..., subscription_requirements: _Optional[_Iterable[str]] = ..., resource_tier: _Optional[str] = ..., weight: _Optional[int] = ..., version: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., meta: _Optional[_Mapping[str, str]] = ..., ttl: _Optional[int] = ..., instance_id: _Optional[str] = ..., check: _Optional[_Union[HealthCheck, _Mapping]] = ..., backup: _Optional[_Union[BackupDeclaration, _Mapping]] = ...) -> None: ...
+
+class BackupDeclaration(_message.Message):
+    __slots__ = ("endpoint", "depends_on", "timeout_seconds")
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    endpoint: str
+    depends_on: _containers.RepeatedScalarFieldContainer[str]
+    timeout_seconds: float
+    def __init__(self, endpoint: _Optional[str] = ..., depends_on: _Optional[_Iterable[str]] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
 
 class HealthCheck(_message.Message):
     __slots__ = ("kind", "interval", "timeout", "failures_before_critical", "successes_before_passing", "degraded_latency_ms", "deregister_after")

@@ -805,13 +805,17 @@ def registration_body(
     ttl: int | None = None,
     instance_id: str | None = None,
     check: Mapping[str, Any] | None = None,
+    backup: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON body of ``POST /services/register`` (the spec's registration fields).
 
     ``check`` says how the hub checks the instance (``{"kind": "http"|"tcp"|"ttl",
     "interval", "timeout", ...}``); left out, the hub chooses from protocol and TTL.
+    ``backup`` (``{"endpoint", "depends_on", "timeout_seconds"}``) makes the instance
+    take part in system-wide backups; left out, it does not.
     """
-    return {
+    extra = {"backup": dict(backup)} if backup is not None else {}
+    return extra | {
         "name": name,
         "host": host,
         "port": port,

@@ -36,6 +36,7 @@ SAMPLE_PATH_PARAMS = {
     "webhook_id": "abc123",
     "workflow_id": "wf-1",
     "deployment_id": "dep-1",
+    "backup_id": "00000000000000000001-0000abcd",
 }
 
 
@@ -320,6 +321,7 @@ SHARED_PARAMS = {
     "resource_type": "a kind of resource, not an object",
     "type": "a kind of resource, not an object",
     "tier": "a tier's layer of the global config, shared by every tenant of that tier",
+    "backup_id": "system-wide backup runs are admin-only",
 }
 
 

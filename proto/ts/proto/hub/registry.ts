@@ -85,12 +85,26 @@ export interface ServiceRegistration {
   /** empty = the hub assigns one */
   instanceId: string;
   /** unset = chosen from protocol and ttl */
-  check: HealthCheck | undefined;
+  check:
+    | HealthCheck
+    | undefined;
+  /** unset = takes no part in system-wide backups */
+  backup: BackupDeclaration | undefined;
 }
 
 export interface ServiceRegistration_MetaEntry {
   key: string;
   value: string;
+}
+
+/** A service that can back itself up: the hub POSTs to it in system-wide backups. */
+export interface BackupDeclaration {
+  /** "/backup" by default */
+  endpoint: string;
+  /** services whose backup must finish first */
+  dependsOn: string[];
+  /** seconds the hub waits (default 300) */
+  timeoutSeconds?: number | undefined;
 }
 
 /** How the hub checks an instance; unset fields take the hub's defaults. */
@@ -173,6 +187,7 @@ function createBaseServiceRegistration(): ServiceRegistration {
     ttl: undefined,
     instanceId: "",
     check: undefined,
+    backup: undefined,
   };
 }
 
@@ -222,6 +237,9 @@ export const ServiceRegistration: MessageFns<ServiceRegistration> = {
     }
     if (message.check !== undefined) {
       HealthCheck.encode(message.check, writer.uint32(122).fork()).join();
+    }
+    if (message.backup !== undefined) {
+      BackupDeclaration.encode(message.backup, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -362,6 +380,14 @@ export const ServiceRegistration: MessageFns<ServiceRegistration> = {
             message.check = HealthCheck.decode(reader, reader.uint32());
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.backup = BackupDeclaration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -426,6 +452,7 @@ export const ServiceRegistration: MessageFns<ServiceRegistration> = {
         ? globalThis.String(object.instance_id)
         : "",
       check: isSet(object.check) ? HealthCheck.fromJSON(object.check) : undefined,
+      backup: isSet(object.backup) ? BackupDeclaration.fromJSON(object.backup) : undefined,
     };
   },
 
@@ -482,6 +509,9 @@ export const ServiceRegistration: MessageFns<ServiceRegistration> = {
     if (message.check !== undefined) {
       obj.check = HealthCheck.toJSON(message.check);
     }
+    if (message.backup !== undefined) {
+      obj.backup = BackupDeclaration.toJSON(message.backup);
+    }
     return obj;
   },
 
@@ -514,6 +544,9 @@ export const ServiceRegistration: MessageFns<ServiceRegistration> = {
     message.instanceId = object.instanceId ?? "";
     message.check = (object.check !== undefined && object.check !== null)
       ? HealthCheck.fromPartial(object.check)
+      : undefined;
+    message.backup = (object.backup !== undefined && object.backup !== null)
+      ? BackupDeclaration.fromPartial(object.backup)
       : undefined;
     return message;
   },
@@ -602,6 +635,115 @@ export const ServiceRegistration_MetaEntry: MessageFns<ServiceRegistration_MetaE
     const message = createBaseServiceRegistration_MetaEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseBackupDeclaration(): BackupDeclaration {
+  return { endpoint: "", dependsOn: [], timeoutSeconds: undefined };
+}
+
+export const BackupDeclaration: MessageFns<BackupDeclaration> = {
+  encode(message: BackupDeclaration, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.endpoint !== "") {
+      writer.uint32(10).string(message.endpoint);
+    }
+    for (const v of message.dependsOn) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.timeoutSeconds !== undefined) {
+      writer.uint32(25).double(message.timeoutSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupDeclaration {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupDeclaration();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.endpoint = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.dependsOn.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.timeoutSeconds = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupDeclaration {
+    return {
+      endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : "",
+      dependsOn: globalThis.Array.isArray(object?.dependsOn)
+        ? object.dependsOn.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.depends_on)
+        ? object.depends_on.map((e: any) => globalThis.String(e))
+        : [],
+      timeoutSeconds: isSet(object.timeoutSeconds)
+        ? globalThis.Number(object.timeoutSeconds)
+        : isSet(object.timeout_seconds)
+        ? globalThis.Number(object.timeout_seconds)
+        : undefined,
+    };
+  },
+
+  toJSON(message: BackupDeclaration): unknown {
+    const obj: any = {};
+    if (message.endpoint !== "") {
+      obj.endpoint = message.endpoint;
+    }
+    if (message.dependsOn?.length) {
+      obj.dependsOn = message.dependsOn;
+    }
+    if (message.timeoutSeconds !== undefined) {
+      obj.timeoutSeconds = floatToJson(message.timeoutSeconds);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupDeclaration>, I>>(base?: I): BackupDeclaration {
+    return BackupDeclaration.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupDeclaration>, I>>(object: I): BackupDeclaration {
+    const message = createBaseBackupDeclaration();
+    message.endpoint = object.endpoint ?? "";
+    message.dependsOn = object.dependsOn?.map((e) => e) || [];
+    message.timeoutSeconds = object.timeoutSeconds ?? undefined;
     return message;
   },
 };
