@@ -135,10 +135,18 @@ class RequestLimits:
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int, max_json_depth: int
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_header_bytes: int,
+        max_json_depth: int,
+        path_body_limits: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Routes whose bodies are legitimately larger (telemetry batches).
+        self.path_body_limits = path_body_limits or {}
         self.max_header_bytes = max_header_bytes
         self.max_json_depth = max_json_depth
 
@@ -158,14 +166,14 @@ class RequestLimits:
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
+        limit = self.path_body_limits.get(scope.get("path", ""), self.max_body_bytes)
         too_large = e.PayloadTooLarge(
-            f"the request body exceeds {self.max_body_bytes} bytes",
-            details={"max_bytes": self.max_body_bytes},
+            f"the request body exceeds {limit} bytes", details={"max_bytes": limit}
         )
         for name, value in headers:
             if name == b"content-length":
                 declared = int(value) if value.isdigit() else -1
-                if declared < 0 or declared > self.max_body_bytes:
+                if declared < 0 or declared > limit:
                     await error_response(too_large)(scope, receive, send)
                     return
         chunks: list[bytes] = []
@@ -176,7 +184,7 @@ class RequestLimits:
                 break  # client went away
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 await error_response(too_large)(scope, receive, send)
                 return
             chunks.append(chunk)

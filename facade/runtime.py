@@ -24,6 +24,9 @@ from facade.state.instances import RegistryService
 from facade.state.leader_election import LEADER_PREFIX, LeaderElection
 from facade.state.view import StateView
 from facade.telemetry.error_groups import ErrorGroupService
+from facade.telemetry.ingest import TelemetryService
+from facade.telemetry.scaling import ScalingService
+from facade.telemetry.store import create_telemetry_store
 from facade.tenancy.config_store import CONFIG_PREFIX, ConfigIndex, ConfigService
 from facade.tenancy.quotas import QuotaMetrics, QuotaService, usage_prefix
 from facade.tenancy.tenants import TENANTS_PREFIX, TenantDirectory, TenantService
@@ -100,6 +103,16 @@ class Hub:
             max_records=settings.audit_max_records,
         )
         self.metrics_registry.register(AuditMetrics(self.audit))
+        # Telemetry (issue 15's store) and predictive scaling (issue 16).
+        self.telemetry_store = create_telemetry_store(settings.telemetry_store, settings.data_dir)
+        self.telemetry = TelemetryService(self.telemetry_store)
+        self.scaling = ScalingService(
+            self.telemetry_store,
+            self.discovery,
+            self.config,
+            refit_points=settings.forecast_refit_points,
+            use_library=None if settings.forecast_library else False,
+        )
         self._bootstrap_task: asyncio.Task[None] | None = None
         self._bootstrap_step: asyncio.Future[None] | None = None
 
@@ -216,6 +229,7 @@ class Hub:
                     self.backend.describe(),
                     exc,
                 )
+        await self.telemetry_store.open()
         await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
         self.audit.start()
         if not self.view.synced:
@@ -280,6 +294,7 @@ class Hub:
             # Never half a bootstrap: let the transaction and the token file finish.
             await asyncio.wait({self._bootstrap_step}, timeout=BOOTSTRAP_SHUTDOWN_WAIT)
         await self.view.stop()
+        await self.telemetry_store.close()
         if self.owns_backend:
             await self.backend.close()
 
