@@ -1,9 +1,11 @@
 """Choose the forecasting library by measurement (issue 16): the hub's model selection
 run offline (no HTTP) on the load traces with each candidate library's models.
 
-    python -m bench.forecast_libraries naive          # naive candidates only
-    python -m bench.forecast_libraries statsforecast  # + AutoETS, MSTL (the hub's extra)
-    python -m bench.forecast_libraries statsmodels    # + ETSModel, STLForecast(ETS)
+    python -m bench.forecast_libraries naive [STRIDE]          # naive candidates only
+    python -m bench.forecast_libraries statsforecast [STRIDE]  # + AutoETS, MSTL (the extra)
+    python -m bench.forecast_libraries statsmodels [STRIDE]    # + ETSModel, STLForecast(ETS)
+
+STRIDE (default 1) takes every STRIDE-th of the 40 cut-offs.
 
 Same traces, cut-offs (40 from 60 % to the end) and horizon (12 steps) as
 bench/forecast.py; prints the accuracy table, the time per fit (model choice, backtest and
@@ -13,7 +15,6 @@ size is measured outside (``du`` of a fresh venv holding only the library).
 
 from __future__ import annotations
 
-import os
 import resource
 import sys
 import time
@@ -34,24 +35,38 @@ from facade.telemetry.forecast_models import Forecast, Model
 
 
 class _StatsmodelsFit:
-    """statsmodels has no cheap 'same parameters, newer data': refit on update."""
+    """On update, ETS re-applies its parameters to the newer data (``ETSModel.smooth``);
+    STL has no such step and is refitted."""
 
-    def __init__(self, model: Any, values: Sequence[float]) -> None:
+    def __init__(self, model: Any, values: Sequence[float], result: Any = None) -> None:
         self.model = model
         self.values = list(values)
-        self.result = model.build(self.values)
+        self.result = model.build(self.values) if result is None else result
 
     def forecast(self, h: int) -> Forecast:
         frame = self.result.get_prediction(
             start=len(self.values), end=len(self.values) + h - 1
         ).summary_frame(alpha=0.2)
+        lower = "pi_lower" if "pi_lower" in frame else "mean_ci_lower"
+        upper = "pi_upper" if "pi_upper" in frame else "mean_ci_upper"
         return Forecast(
             [float(v) for v in frame["mean"]],
-            [float(v) for v in frame["pi_lower"]],
-            [float(v) for v in frame["pi_upper"]],
+            [float(v) for v in frame[lower]],
+            [float(v) for v in frame[upper]],
         )
 
     def update(self, values: Sequence[float]) -> _StatsmodelsFit:
+        if self.model.name == "ets":
+            import pandas as pd
+
+            spec = self.result.model
+            again = type(spec)(
+                pd.Series(values, dtype=float),
+                error=spec.error,
+                trend=spec.trend,
+                damped_trend=spec.damped_trend,
+            ).smooth(self.result.params)
+            return _StatsmodelsFit(self.model, values, again)
         return _StatsmodelsFit(self.model, values)
 
 
@@ -65,12 +80,12 @@ class _StatsmodelsModel:
 
 def statsmodels_models(seasons: Sequence[int]) -> list[Model]:
     """ETS (simple or damped trend, lower AIC) and STL + ETS on the shortest season."""
-    import numpy as np
+    import pandas as pd
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
     from statsmodels.tsa.forecasting.stl import STLForecast
 
     def ets(values: Sequence[float]) -> Any:
-        y = np.asarray(values, dtype=float)
+        y = pd.Series(values, dtype=float)
         fits = [
             ETSModel(y, error="add", trend=None).fit(disp=False),
             ETSModel(y, error="add", trend="add", damped_trend=True).fit(disp=False),
@@ -82,7 +97,7 @@ def statsmodels_models(seasons: Sequence[int]) -> list[Model]:
         period = min(seasons)
 
         def stl(values: Sequence[float]) -> Any:
-            y = np.asarray(values, dtype=float)
+            y = pd.Series(values, dtype=float)
             return STLForecast(
                 y, ETSModel, model_kwargs={"error": "add", "trend": None}, period=period
             ).fit(fit_kwargs={"disp": False})
@@ -93,9 +108,10 @@ def statsmodels_models(seasons: Sequence[int]) -> list[Model]:
 
 def main() -> None:
     kind = sys.argv[1] if len(sys.argv) > 1 else "statsforecast"
+    # Every n-th cut-off (the same ones for every library): statsmodels refits slowly.
+    stride = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     started = time.perf_counter()
     if kind == "statsforecast":
-        os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")
         import statsforecast.models  # noqa: F401
     elif kind == "statsmodels":
         import statsmodels.tsa.api  # noqa: F401
@@ -109,7 +125,7 @@ def main() -> None:
         ts, values = load_trace(name)
         lag = seasonal_lag(ts)
         score = Score(name)
-        for cut in cutoffs(len(values)):
+        for cut in cutoffs(len(values))[::stride]:
             history = values[:cut]
             t0 = time.perf_counter()
             fitted = forecasting.fit_series(
@@ -120,7 +136,8 @@ def main() -> None:
             actual = values[cut : cut + HORIZON]
             score.add(actual, out.mean, out.lower, out.upper, history, lag, fitted.model_name)
         scores.append(score)
-    print(f"## {kind}\n")
+        print(f"{name} done after {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    print(f"## {kind}, every {stride} of the 40 cut-offs\n")
     print_table(scores)
     print()
     for s in scores:

@@ -13,7 +13,6 @@ refits.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -151,8 +150,6 @@ class Drift:
 def library_available() -> bool:
     """Whether statsforecast imports (the ``forecast`` extra is installed)."""
     try:
-        # numba caches its compiled functions on disk, so only the first process compiles.
-        os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")
         import statsforecast  # noqa: F401
     except ImportError:
         return False

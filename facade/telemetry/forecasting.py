@@ -293,7 +293,9 @@ def fit_series(
     for model in models:
         try:
             error, normalised, _ = backtest(model, values, horizon, BACKTEST_ORIGINS, nonnegative)
-        except (ValueError, ArithmeticError, RuntimeError):
+        except Exception:
+            if isinstance(model, SeasonalNaive):
+                raise  # plain Python: a failure here is a bug, not the series' fault
             continue  # a library model that fails to fit this series is not a candidate
         scale = (
             _quantile([x for x in normalised if math.isfinite(x)], COVERAGE) if normalised else 1.0
@@ -304,9 +306,16 @@ def fit_series(
         scores.append(
             CandidateScore(model.name, model.why, round(error, 6), scale, round(covered, 4))
         )
-    best = min(scores, key=lambda s: s.mae)
-    chosen = next(m for m in models if m.name == best.name)
-    fitted = chosen.fit(values[-MAX_WINDOW:])
+    # The best candidate whose final fit succeeds (the naive ones always do).
+    for best in sorted(scores, key=lambda s: s.mae):
+        chosen = next(m for m in models if m.name == best.name)
+        try:
+            fitted = chosen.fit(values[-MAX_WINDOW:])
+            break
+        except Exception:
+            continue
+    else:
+        raise RuntimeError("no candidate could be fitted")
     others = sorted(s.mae for s in scores if s.name != best.name)
     why = (
         f"{chosen.why}: lowest backtest MAE ({best.mae:.4g}) over {BACKTEST_ORIGINS} "
