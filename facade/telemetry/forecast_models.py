@@ -13,6 +13,7 @@ refits.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -142,6 +143,38 @@ class Drift:
         slope = (recent[-1] - recent[0]) / (n - 1) if n > 1 else 0.0
         diffs = [b - a - slope for a, b in pairwise(recent)]
         return _DriftFit(float(recent[-1]), slope, _stdev(diffs), n)
+
+
+@dataclass(slots=True)
+class _RecentMedianFit:
+    recent: list[float]
+    sigma: float
+
+    def forecast(self, h: int) -> Forecast:
+        level = statistics.median(self.recent)
+        half = Z80 * self.sigma
+        return Forecast([level] * h, [level - half] * h, [level + half] * h)
+
+    def update(self, values: Sequence[float]) -> Fitted:
+        return _RecentMedianFit(list(values[-len(self.recent) :]), self.sigma)
+
+
+class RecentMedian:
+    """The median of the last ``window`` values, flat: robust to bursts, which is what a
+    mean absolute error rewards on spiky load (one spike moves the last value, not the
+    median)."""
+
+    name = "recent_median"
+
+    def __init__(self, window: int) -> None:
+        self.window = max(1, window)
+        self.why = f"the median of the last {self.window} values"
+
+    def fit(self, values: Sequence[float]) -> Fitted:
+        v = list(values[-2_000 - self.window :])
+        w = self.window
+        errors = [v[i] - statistics.median(v[i - w : i]) for i in range(w, len(v))]
+        return _RecentMedianFit(v[-w:], _stdev(errors))
 
 
 # -- statsforecast models (the optional ``forecast`` extra) ---------------------------

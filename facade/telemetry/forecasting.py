@@ -11,8 +11,9 @@ For one series (values at a regular step, oldest first):
    when a day of history exists) and one season earlier for each detected season, plus
    the library's models when the ``forecast`` extra is installed (exponential
    smoothing; MSTL when a season was found). The naive forecast with drift (the last
-   value plus the average change per step) is a candidate too, so a trend is followed
-   even without the library.
+   value plus the average change per step) and the median of the last ``h`` values
+   (6 to 48) are candidates too, so a trend is followed and bursts are damped even
+   without the library.
 3. **Rolling-origin backtest**: each candidate is fitted once on the history up to the
    earliest of :data:`BACKTEST_ORIGINS` origins (``h`` steps apart, at the end of the
    history) and rolled forward over them with its parameters fixed; the candidate with
@@ -45,6 +46,7 @@ from facade.telemetry.forecast_models import (
     Fitted,
     Forecast,
     Model,
+    RecentMedian,
     SeasonalNaive,
     library_available,
     library_models,
@@ -56,7 +58,7 @@ SEASON_ACF = 0.3
 """Least autocorrelation at a period for it to count as a season."""
 MIN_POINTS = 48
 """Fewest points for anything but the naive forecast."""
-BACKTEST_ORIGINS = 8
+BACKTEST_ORIGINS = 12
 """Rolling origins of the backtest, ``h`` steps apart at the end of the history."""
 MAX_WINDOW = 4_200
 """Most recent points a model is fitted on (two weeks of 5-minute points and a margin)."""
@@ -200,10 +202,15 @@ def calibrated(raw: Forecast, scale: float, *, nonnegative: bool) -> Forecast:
 
 
 def candidates_for(
-    values: Sequence[float], step: float, seasons: Sequence[Season], *, use_library: bool
+    values: Sequence[float],
+    step: float,
+    seasons: Sequence[Season],
+    horizon: int,
+    *,
+    use_library: bool,
 ) -> list[Model]:
     """The models that compete on this series."""
-    models: list[Model] = [SeasonalNaive(1), Drift()]
+    models: list[Model] = [SeasonalNaive(1), Drift(), RecentMedian(min(48, max(6, horizon)))]
     lags = {s.steps: s.name for s in seasons}
     day = round(DAY / step)
     if day >= 2 and len(values) > day and day not in lags:
@@ -289,7 +296,7 @@ def fit_series(
             naive_only=True,
         )
     scores: list[CandidateScore] = []
-    models = candidates_for(values, step, seasons, use_library=library)
+    models = candidates_for(values, step, seasons, horizon, use_library=library)
     for model in models:
         try:
             error, normalised, _ = backtest(model, values, horizon, BACKTEST_ORIGINS, nonnegative)

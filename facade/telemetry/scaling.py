@@ -80,7 +80,8 @@ class _Cached:
     writes: int
     count: int
     last_ts: float | None
-    answer: tuple[float | None, list[dict[str, float]]] | None = None
+    answer: tuple[int, list[dict[str, float]]] | None = None
+    """(the series' write count it was computed at, the forecast)."""
 
 
 class ScalingService:
@@ -182,10 +183,8 @@ class ScalingService:
     ) -> tuple[FittedSeries, list[dict[str, float]]]:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            points = await self.store.query(key, limit=MAX_WINDOW + BACKTEST_ORIGINS * 2_000)
-            ts = [p[0] for p in points]
-            values = [p[1] for p in points]
-            step = infer_step(ts[-1000:])
+            recent = await self.store.query(key, limit=1_000)
+            step = infer_step([p[0] for p in recent])
             horizon = max(1, min(MAX_HORIZON_STEPS, math.ceil(horizon_seconds / step - 1e-9)))
             cached = self._cache.get(key)
             if cached is not None and (
@@ -195,6 +194,12 @@ class ScalingService:
                 or stats.count < cached.count
             ):
                 cached = None
+            # A refit needs the backtest's origins before the fitting window; a cached
+            # model only the window it forecasts from.
+            limit = MAX_WINDOW + (BACKTEST_ORIGINS * horizon if cached is None else 0)
+            points = await self.store.query(key, limit=limit)
+            ts = [p[0] for p in points]
+            values = [p[1] for p in points]
             if cached is None:
                 fitted = await asyncio.to_thread(
                     fit_series,
@@ -211,11 +216,7 @@ class ScalingService:
                     old, _ = self._cache.popitem(last=False)
                     self._locks.pop(old, None)
             self._cache.move_to_end(key)
-            if (
-                cached.answer is not None
-                and cached.answer[0] == stats.last_ts
-                and (cached.count == stats.count)
-            ):
+            if cached.answer is not None and cached.answer[0] == stats.writes:
                 return cached.fitted, cached.answer[1]
             out = await asyncio.to_thread(
                 cached.fitted.forecast, values, nonnegative=key.metric in COUNT_METRICS
@@ -230,7 +231,7 @@ class ScalingService:
                 }
                 for k, (m, lo, hi) in enumerate(zip(out.mean, out.lower, out.upper, strict=True))
             ]
-            cached.answer = (stats.last_ts, forecast)
+            cached.answer = (stats.writes, forecast)
             cached.count = stats.count
             return cached.fitted, forecast
 
