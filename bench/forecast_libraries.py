@@ -56,6 +56,7 @@ class _StatsmodelsFit:
         )
 
     def update(self, values: Sequence[float]) -> _StatsmodelsFit:
+        values = values[-forecast_models.LIBRARY_WINDOW :]
         if self.model.name == "ets":
             import pandas as pd
 
@@ -67,7 +68,7 @@ class _StatsmodelsFit:
                 damped_trend=spec.damped_trend,
             ).smooth(self.result.params)
             return _StatsmodelsFit(self.model, values, again)
-        return _StatsmodelsFit(self.model, values)
+        return _StatsmodelsFit(self.model, values[-forecast_models.LIBRARY_WINDOW :])
 
 
 class _StatsmodelsModel:
@@ -75,7 +76,7 @@ class _StatsmodelsModel:
         self.name, self.why, self.build = name, why, build
 
     def fit(self, values: Sequence[float]) -> _StatsmodelsFit:
-        return _StatsmodelsFit(self, values)
+        return _StatsmodelsFit(self, values[-forecast_models.LIBRARY_WINDOW :])
 
 
 def statsmodels_models(seasons: Sequence[int]) -> list[Model]:
@@ -93,8 +94,10 @@ def statsmodels_models(seasons: Sequence[int]) -> list[Model]:
         return min(fits, key=lambda r: r.aic)
 
     models: list[Any] = [_StatsmodelsModel("ets", "statsmodels ETSModel", ets)]
-    if seasons:
-        period = min(seasons)
+    # The same limits as the hub's statsforecast models (window, longest season).
+    usable = [s for s in seasons if s <= forecast_models.MAX_LIBRARY_SEASON]
+    if usable:
+        period = min(usable)
 
         def stl(values: Sequence[float]) -> Any:
             y = pd.Series(values, dtype=float)

@@ -306,3 +306,25 @@ async def test_short_history_unknown_service_and_missing_history(api: httpx.Asyn
     assert body["model"]["short_history"]
     assert [p["value"] for p in body["forecast"]] == [7.0] * 6  # the last value, 6 x 10 s
     assert body["recommended_instances"] == 1
+
+
+async def test_capacity_is_learnt_where_latency_rises(api: httpx.AsyncClient) -> None:
+    await register(api, "pricing", instances=2)
+    load = [{"ts": T0 + i * 60, "value": float(100 + (i * 7) % 900)} for i in range(600)]
+    latency = [
+        {"ts": p["ts"], "value": 20.0 if p["value"] < 700 else 20.0 + (p["value"] - 700)}
+        for p in load
+    ]
+    await post_points(api, "pricing", load)
+    resp = await api.post(
+        "/telemetry", json={"service": "pricing", "metric": "latency_ms", "points": latency}
+    )
+    assert resp.status_code == 201, resp.text
+    body = (await api.post("/services/scale/predict", params={"service_name": "pricing"})).json()
+    capacity = body["recommendation"]["capacity"]
+    assert capacity["source"].startswith("learnt: latency_ms")
+    # the knee is near a load of 700 over 2 healthy instances
+    assert 330 <= capacity["per_instance"] <= 420
+    peak = body["recommendation"]["peak_upper"]
+    expected = math.ceil(peak * 1.2 / capacity["per_instance"] - 1e-9)
+    assert body["recommended_instances"] == max(2, expected)

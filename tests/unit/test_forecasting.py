@@ -22,10 +22,13 @@ LIBRARY = [
     False,
     pytest.param(
         True,
-        marks=pytest.mark.skipif(
-            not library_available(),
-            reason="statsforecast is not installed (pip install 'central-hub[forecast]')",
-        ),
+        marks=[
+            pytest.mark.skipif(
+                not library_available(),
+                reason="statsforecast is not installed (pip install 'central-hub[forecast]')",
+            ),
+            pytest.mark.slow,  # the first one imports numpy, pandas, scipy, statsforecast
+        ],
     ),
 ]
 
