@@ -45,7 +45,6 @@ from facade.telemetry.forecast_models import (
     Drift,
     Fitted,
     Forecast,
-    LibraryModel,
     Model,
     RecentMedian,
     SeasonalNaive,
@@ -318,7 +317,7 @@ def fit_series(
             CandidateScore(model.name, model.why, round(error, 6), scale, round(covered, 4))
         )
     # The best candidate whose final fit succeeds (the naive ones always do).
-    naive_names = {m.name for m in models if not isinstance(m, LibraryModel)}
+    naive_names = {m.name for m in models if isinstance(m, SeasonalNaive | Drift | RecentMedian)}
 
     def merit(score: CandidateScore) -> float:
         # A library model must beat the simple ones clearly: its extra freedom fits the
