@@ -15,6 +15,7 @@ from facade.routers import config as config_routes
 from facade.routers import error_reports as error_routes
 from facade.routers import health as health_routes
 from facade.routers import hub as hub_routes
+from facade.routers import telemetry as telemetry_routes
 from facade.runtime import Hub
 from facade.settings import HubSettings, load_settings
 
@@ -51,6 +52,7 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
         max_json_depth=settings.max_json_depth,
+        path_body_limits={"/telemetry": settings.telemetry_max_body_bytes},
     )
     app.add_middleware(AuditMiddleware)  # outermost: refused requests are audited too
     app.include_router(hub_routes.router)
@@ -64,4 +66,5 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.include_router(admin.router)
     app.include_router(backups.router)
     app.include_router(coordination.router)
+    app.include_router(telemetry_routes.router)
     return app

@@ -136,10 +136,18 @@ class RequestLimits:
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int, max_json_depth: int
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_header_bytes: int,
+        max_json_depth: int,
+        path_body_limits: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Routes whose bodies are legitimately larger (telemetry batches).
+        self.path_body_limits = path_body_limits or {}
         self.max_header_bytes = max_header_bytes
         self.max_json_depth = max_json_depth
 
@@ -155,7 +163,8 @@ class RequestLimits:
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
-        body, error = await self._checked_body(headers, receive)
+        limit = self.path_body_limits.get(scope.get("path", ""), self.max_body_bytes)
+        body, error = await self._checked_body(headers, receive, limit)
         if error is not None:
             await error_response(error)(scope, receive, send)
             return
@@ -171,35 +180,36 @@ class RequestLimits:
             details={"max_header_bytes": self.max_header_bytes},
         )
 
-    def _declares_too_large(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    def _declares_too_large(self, headers: Iterable[tuple[bytes, bytes]], limit: int) -> bool:
         """Whether a ``Content-Length`` is unreadable or over the limit (any of them)."""
         for name, value in headers:
             if name == b"content-length":
                 declared = int(value) if value.isdigit() else -1
-                if declared < 0 or declared > self.max_body_bytes:
+                if declared < 0 or declared > limit:
                     return True
         return False
 
     async def _checked_body(
-        self, headers: Iterable[tuple[bytes, bytes]], receive: Receive
+        self, headers: Iterable[tuple[bytes, bytes]], receive: Receive, limit: int
     ) -> tuple[bytes, e.HubError | None]:
         """The request body, and the error to answer instead when it breaks a limit."""
-        if self._declares_too_large(headers):
-            return b"", self._too_large()
-        body = await self._read_body(receive)
+        if self._declares_too_large(headers, limit):
+            return b"", self._too_large(limit)
+        body = await self._read_body(receive, limit)
         if body is None:
-            return b"", self._too_large()
+            return b"", self._too_large(limit)
         return body, self._body_error(body)
 
-    def _too_large(self) -> e.HubError:
+    @staticmethod
+    def _too_large(limit: int) -> e.HubError:
         return e.PayloadTooLarge(
-            f"the request body exceeds {self.max_body_bytes} bytes",
-            details={"max_bytes": self.max_body_bytes},
+            f"the request body exceeds {limit} bytes", details={"max_bytes": limit}
         )
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
+    @staticmethod
+    async def _read_body(receive: Receive, limit: int) -> bytes | None:
         """The whole body (what arrived, if the client went away), or ``None`` once the
-        chunks exceed ``max_body_bytes``."""
+        chunks exceed ``limit``."""
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -208,7 +218,7 @@ class RequestLimits:
                 break  # client went away
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -26,6 +26,9 @@ from facade.state.instances import RegistryService
 from facade.state.leader_election import LEADER_PREFIX, LeaderElection
 from facade.state.view import StateView
 from facade.telemetry.error_groups import ErrorGroupService
+from facade.telemetry.ingest import TelemetryService
+from facade.telemetry.scaling import ScalingService
+from facade.telemetry.store import create_telemetry_store
 from facade.tenancy.config_keys import CONFIG_PREFIX
 from facade.tenancy.config_store import ConfigIndex, ConfigService
 from facade.tenancy.quotas import QuotaMetrics, QuotaService, usage_prefix
@@ -70,6 +73,7 @@ class Hub:
         self._init_access(settings)
         self._init_metrics()
         self._init_backups(settings)
+        self._init_telemetry(settings)
         self._bootstrap_task: asyncio.Task[None] | None = None
         self._bootstrap_step: asyncio.Future[None] | None = None
 
@@ -241,6 +245,18 @@ class Hub:
             self.view.add_listener(LEADER_PREFIX, self.system_backups.election)
             self.view.add_listener(RUNS_PREFIX, self.system_backups)
 
+    def _init_telemetry(self, settings: HubSettings) -> None:
+        """The telemetry store, its ingest and the predictive scaling built on it."""
+        self.telemetry_store = create_telemetry_store(settings.telemetry_store, settings.data_dir)
+        self.telemetry = TelemetryService(self.telemetry_store)
+        self.scaling = ScalingService(
+            self.telemetry_store,
+            self.discovery,
+            self.config,
+            refit_points=settings.forecast_refit_points,
+            use_library=None if settings.forecast_library else False,
+        )
+
     def _init_metrics(self) -> None:
         """The hub's own Prometheus collectors (quotas, health, audit, in that order)."""
         # Per-hub registry: several hubs may run in one process (tests, benchmarks).
@@ -266,6 +282,7 @@ class Hub:
                     self.backend.describe(),
                     exc,
                 )
+        await self.telemetry_store.open()
         await self.view.start(backend_open=opened, timeout=self.settings.view_start_timeout)
         self.audit.start()
         if not self.view.synced:
@@ -337,6 +354,7 @@ class Hub:
             # Never half a bootstrap: let the transaction and the token file finish.
             await asyncio.wait({self._bootstrap_step}, timeout=BOOTSTRAP_SHUTDOWN_WAIT)
         await self.view.stop()
+        await self.telemetry_store.close()
         if self.owns_backend:
             await self.backend.close()
 

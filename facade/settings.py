@@ -237,6 +237,29 @@ class HubSettings(BaseSettings):
         "endpoint (POST /coordination/backups), on the elected replica.",
     )
 
+    telemetry_store: Literal["embedded"] = Field(
+        "embedded",
+        description="Where telemetry points live: embedded (SQLite in the data directory).",
+    )
+    telemetry_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest POST /telemetry body (10,000 points of up to ~100 bytes each).",
+    )
+    forecast_refit_points: int = Field(
+        60,
+        ge=1,
+        le=1_000_000,
+        description="Points written to a series after which its cached forecast model is "
+        "refitted (model choice and backtest again).",
+    )
+    forecast_library: bool = Field(
+        True,
+        description="Use statsforecast's models when the forecast extra is installed "
+        "(off: naive forecasts only).",
+    )
+
     def backend_options(self) -> dict[str, Any]:
         """Constructor keyword arguments for the configured backend."""
         if self.backend == "embedded":

@@ -48,4 +48,4 @@ def test_the_rate_limiters_table_is_the_tier_defaults_hourly_allowance() -> None
 def test_circuit_thresholds_are_not_config() -> None:
     assert load_tier_defaults() == TIER_DEFAULTS
     for defaults in TIER_DEFAULTS.values():
-        assert set(defaults) == {"rate_limits", "features", "resource_limits"}
+        assert set(defaults) == {"rate_limits", "features", "resource_limits", "scaling_limits"}
