@@ -58,6 +58,7 @@ from shared.logs import (
     reset_tenant,
     set_service_name,
 )
+from shared.patterns.response import StandardResponse
 from shared.performance import PerformanceTracker
 from shared.tenancy import HEADER_CORRELATION_ID, TenantContext
 
@@ -228,6 +229,7 @@ class BaseService:
             service_name=config.service_name,
         )
         self.tracker = PerformanceTracker(config.service_name, registry=metrics_registry)
+        self.responses = StandardResponse(config.service_name, config.version)
         self.error_dna = ErrorDNA(
             config.service_name, reporter=self._report_error if config.report_errors else None
         )
@@ -500,9 +502,10 @@ class BaseService:
     # -- FastAPI integration -------------------------------------------------------------
 
     def install(self, app: FastAPI) -> None:
-        """Add the health and Prometheus metrics routes, and a middleware that binds each
-        request's tenant context (and a correlation id) for logs and hub calls and times
-        requests."""
+        """Add the health and Prometheus metrics routes, the standard error handlers
+        (:class:`StandardResponse`: every error in the hub's shape), and a middleware that
+        binds each request's tenant context (and a correlation id) for logs, hub calls and
+        response envelopes, and times requests."""
         from fastapi.responses import JSONResponse, PlainTextResponse
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -525,6 +528,7 @@ class BaseService:
         app.add_api_route(
             self.config.metrics_endpoint, metrics_route, methods=["GET"], include_in_schema=False
         )
+        self.responses.install(app)
 
         @app.middleware("http")
         async def tenant_context_middleware(
@@ -552,7 +556,11 @@ class BaseService:
             return response
 
     def create_app(self, **fastapi_kwargs: Any) -> FastAPI:
-        """A FastAPI app whose lifespan runs this service's life cycle, with /health."""
+        """A FastAPI app whose lifespan runs this service's life cycle, with /health.
+
+        Routes answer in the standard envelope (``{"data", "meta"}``, see
+        :class:`StandardResponse`) unless ``default_response_class`` says otherwise;
+        a route may return ``JSONResponse`` itself to answer unwrapped."""
         from fastapi import FastAPI
 
         @contextlib.asynccontextmanager
@@ -563,6 +571,7 @@ class BaseService:
 
         fastapi_kwargs.setdefault("title", self.config.service_name)
         fastapi_kwargs.setdefault("version", self.config.version)
+        fastapi_kwargs.setdefault("default_response_class", self.responses.response_class)
         app = FastAPI(lifespan=lifespan, **fastapi_kwargs)
         self.install(app)
         return app

@@ -9,13 +9,13 @@ from typing import Any, Literal
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from proto.trading import orders_pb2
 from shared.base_service import BaseService, ServiceConfig
 from shared.client import ConfigSnapshot
-from shared.errors import HubError
+from shared.errors import HubError, InvalidRequest
 from shared.logs import current_tenant_context
 from shared.messages import wrap
 
@@ -118,11 +118,14 @@ class TradingService(BaseService):
         return wire
 
     def build_app(self) -> FastAPI:
-        """The FastAPI app: /orders, /errors, /performance, /config and /health."""
+        """The FastAPI app: /orders, /errors, /performance, /config and /health.
+
+        Every route answers in the StandardResponse envelope (``{"data", "meta"}``, the
+        app's default response class) or the hub's error shape."""
         app = self.create_app()
 
         @app.post("/orders")
-        async def submit_order(order: OrderIn, request: Request) -> JSONResponse:
+        async def submit_order(order: OrderIn, request: Request) -> Response:
             tenant = current_tenant_context()
             context = {
                 "operation": "order_intake",
@@ -145,18 +148,18 @@ class TradingService(BaseService):
                                 "suggested_actions": analysis.suggested_actions,
                             },
                         )
-                        return JSONResponse(
-                            {
-                                "error": {"code": "invalid_request", "message": str(e)},
+                        # The standard error shape (StandardResponse's handler answers 422).
+                        raise InvalidRequest(
+                            str(e),
+                            details={
                                 "analysis": {
                                     "fingerprint": analysis.fingerprint,
                                     "category": analysis.category,
                                     "severity": analysis.severity,
                                     "suggested_actions": analysis.suggested_actions,
-                                },
+                                }
                             },
-                            status_code=422,
-                        )
+                        ) from e
                     risk = await self.risk_check(order)
                     wire = self.publish(
                         order,
@@ -165,7 +168,7 @@ class TradingService(BaseService):
                     )
             finally:
                 self.in_flight -= 1
-            return JSONResponse(
+            return self.responses.success(
                 {
                     "status": "accepted",
                     "risk": risk,
