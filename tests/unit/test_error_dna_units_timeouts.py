@@ -172,3 +172,14 @@ def test_more_specific_failures_that_mention_a_timeout_keep_their_pattern() -> N
     }
     for message, pattern in cases.items():
         assert dna.analyze_error(error_message=message).pattern == pattern, message
+
+
+@pytest.mark.parametrize(
+    "type_name",
+    ["ServerTimeoutError", "ConnectionTimeoutError", "QueryCanceledError", "DeadlineExceeded"],
+)
+def test_timeout_types_of_libraries_not_installed_here_are_timeouts(type_name: str) -> None:
+    # aiohttp, asyncpg/psycopg and google-api-core are not dependencies: their timeout
+    # classes are recognised by name (as reported by another process, with no message)
+    analysis = ErrorDNA("pricing").analyze_error(error_message="", error_type=type_name)
+    assert analysis.category == "timeout"
