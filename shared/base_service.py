@@ -66,6 +66,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI, Request, Response
     from prometheus_client import CollectorRegistry
 
+    from shared.patterns.database import StandardDatabaseManager
+
 log = logging.getLogger(__name__)
 
 HUB_URL_VARIABLE = "CENTRAL_HUB_URL"
@@ -230,6 +232,8 @@ class BaseService:
         )
         self.tracker = PerformanceTracker(config.service_name, registry=metrics_registry)
         self.responses = StandardResponse(config.service_name, config.version)
+        # A StandardDatabaseManager, if the service has one: its health joins /health.
+        self.database: StandardDatabaseManager | None = None
         self.error_dna = ErrorDNA(
             config.service_name, reporter=self._report_error if config.report_errors else None
         )
@@ -513,6 +517,10 @@ class BaseService:
             """The service's health; 503 unless running and registered (not ready while
             the hub does not know the instance; draining so probes agree)."""
             body = self.health()
+            if self.database is not None:
+                body["database"] = await self.database.health()
+                if body["status"] == "healthy" and body["database"]["status"] != "healthy":
+                    body["status"] = "database_unavailable"  # serving, but not ready
             return JSONResponse(body, status_code=200 if body["status"] == "healthy" else 503)
 
         async def metrics_route() -> PlainTextResponse:

@@ -98,6 +98,12 @@ class TenantMismatch(Forbidden):
     code = "tenant_mismatch"
 
 
+class TenantContextRequired(Forbidden):
+    """Tenant-scoped work (e.g. a tenant database session) was asked for without a tenant."""
+
+    code = "tenant_context_required"
+
+
 class NotFound(HubError):
     """The addressed resource does not exist."""
 
@@ -198,6 +204,12 @@ class CircuitOpen(ServiceUnavailable):
     """The service's circuit is OPEN for the caller's tier; ``details.retry_at`` says until when."""
 
     code = "circuit_open"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """A service's database could not be reached (after the connection retries)."""
+
+    code = "database_unavailable"
 
 
 class BackendUnavailable(HubError):

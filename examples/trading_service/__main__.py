@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from examples.trading_service.service import TradingService, build_config
+from examples.trading_service.service import DEFAULT_DATABASE_URL, TradingService, build_config
 from shared.client import RetryPolicy
 from shared.logs import configure_logging
 
@@ -29,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drain", type=float, help="seconds between deregistering and exit")
     parser.add_argument("--config-tenant", help="tenant whose configuration to follow")
     parser.add_argument("--config-wait", type=float, default=30.0)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="SQLAlchemy async URL (default $DATABASE_URL, else SQLite ./order-intake.db; "
+        "postgresql+asyncpg://... for row-level security)",
+    )
     args = parser.parse_args(argv)
 
     overrides = {
@@ -47,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config.service_name, "INFO")
     # one line per hub call would drown the service's own lines
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    service = TradingService(config)
+    service = TradingService(config, database_url=args.database_url)
     service.run(service.build_app(), log_level="warning")
     return 0
 

@@ -14,14 +14,24 @@ from typing import TYPE_CHECKING, Any
 from shared.patterns.response import ResponseMeta, StandardResponse
 
 if TYPE_CHECKING:
-    from shared.patterns.database import StandardDatabaseManager, TenantSession
+    from shared.patterns.database import (
+        DatabaseSettings,
+        StandardDatabaseManager,
+        TenantScoped,
+    )
 
-__all__ = ["ResponseMeta", "StandardDatabaseManager", "StandardResponse", "TenantSession"]
+__all__ = [
+    "DatabaseSettings",
+    "ResponseMeta",
+    "StandardDatabaseManager",
+    "StandardResponse",
+    "TenantScoped",
+]
 
 
 def __getattr__(name: str) -> Any:
     """Import the database layer lazily: it needs the optional ``db`` extra."""
-    if name in {"StandardDatabaseManager", "TenantSession"}:
+    if name in {"DatabaseSettings", "StandardDatabaseManager", "TenantScoped"}:
         from shared.patterns import database
 
         return getattr(database, name)

@@ -115,6 +115,8 @@ def service(hub: HubProcess, tmp_path: Path) -> Iterator[ServiceProcess]:
         "--config-wait",
         # short: the hub's shutdown waits for open long polls until their wait ends
         "5",
+        "--database-url",
+        f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}",
         token=issued.json()["token"],
     )
     try:
@@ -213,6 +215,14 @@ def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> 
         assert isinstance(order, orders_pb2.Order)
         assert order.tenant_id == "company_abc"
         assert order.type == orders_pb2.ORDER_TYPE_LIMIT
+        # kept through StandardDatabaseManager in the tenant's rows only
+        assert body["data"]["order_id"] == order.order_id
+        mine = http.get("/orders", headers=headers).json()["data"]
+        assert [o["order_id"] for o in mine] == [order.order_id]
+        assert http.get("/orders", headers={"x-tenant-id": "someone_else"}).json()["data"] == []
+        no_tenant = http.get("/orders")
+        assert no_tenant.status_code == 403
+        assert no_tenant.json()["error"]["code"] == "tenant_context_required"
 
         # 5. SIGTERM: gone from discovery while the process still answers (draining)
         os.kill(service.proc.pid, signal.SIGTERM)
