@@ -52,7 +52,15 @@ class StandardResponse:
     def __init__(self, service: str, version: str) -> None:
         self.service = service
         self.version = version
-        self.response_class: type[JSONResponse] = self._make_response_class()
+        self._response_class: type[JSONResponse] | None = None
+
+    @property
+    def response_class(self) -> type[JSONResponse]:
+        """A JSONResponse class rendering route results in this service's envelope
+        (built on first use, so services without Starlette can still build envelopes)."""
+        if self._response_class is None:
+            self._response_class = self._make_response_class()
+        return self._response_class
 
     def meta(self) -> ResponseMeta:
         """The meta of the work in progress (bound tenant context, this service)."""
