@@ -40,7 +40,7 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-# Regenerate proto/**/*_pb2.py(i) and proto/ts/ from the .proto files (installs ts-proto via npm).
+# Regenerate proto/**/*_pb2.py(i), proto/ts/ and proto/node/ from the .proto files (installs ts-proto via npm).
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
 

@@ -10,7 +10,16 @@ from fastapi import FastAPI
 from adapters import Backend
 from facade.access.audit import AuditMiddleware
 from facade.errors import RequestLimits, install_error_handlers
-from facade.routers import admin, backups, circuits, coordination, monitoring, services, tenants
+from facade.routers import (
+    admin,
+    backups,
+    circuits,
+    config_ws,
+    coordination,
+    monitoring,
+    services,
+    tenants,
+)
 from facade.routers import config as config_routes
 from facade.routers import error_reports as error_routes
 from facade.routers import health as health_routes
@@ -61,6 +70,7 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.include_router(circuits.router)
     app.include_router(tenants.router)
     app.include_router(config_routes.router)
+    app.include_router(config_ws.router)
     app.include_router(monitoring.router)
     app.include_router(error_routes.router)
     app.include_router(admin.router)

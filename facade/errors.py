@@ -22,24 +22,9 @@ from shared import errors as e
 
 log = logging.getLogger("central_hub.errors")
 
-STATUS_BY_ERROR: dict[type[e.HubError], int] = {
-    e.InvalidRequest: 422,
-    e.MalformedJSON: 400,
-    e.DuplicateHeader: 400,
-    e.PayloadTooLarge: 413,
-    e.HeadersTooLarge: 431,
-    e.Unauthorized: 401,
-    e.Forbidden: 403,
-    e.BackendPermissionDenied: 502,
-    e.NotFound: 404,
-    e.Conflict: 409,
-    e.PreconditionFailed: 412,
-    e.RateLimited: 429,
-    e.ServiceUnavailable: 503,
-    e.BackendUnavailable: 503,
-    e.RevisionCompacted: 503,
-    e.HubError: 500,
-}
+# The one status table lives in shared/ so services answering with StandardResponse use
+# the same statuses as the hub.
+STATUS_BY_ERROR: dict[type[e.HubError], int] = e.HTTP_STATUS_BY_ERROR
 
 _CODE_BY_HTTP_STATUS = {
     400: "bad_request",
@@ -55,10 +40,7 @@ _CODE_BY_HTTP_STATUS = {
 
 def status_for_class(error_class: type[e.HubError]) -> int:
     """The HTTP status of a hub error class (its nearest ancestor in the table)."""
-    for cls in error_class.__mro__:
-        if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]
-    return 500
+    return e.http_status_for(error_class)
 
 
 def status_for(error: e.HubError) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -278,6 +278,11 @@ class DiscoveryOut(BaseModel):
     )
     subscription_tier: str = Field(description="Tier whose circuit applied.")
     stale: bool
+    resource_check: dict[str, Any] | None = Field(
+        default=None,
+        description="With x-resource-requirements: fits, exceeded (resources that would "
+        "not fit), per-resource requested/used/limit, and reserved (?reserve=true).",
+    )
 
 
 class EndpointChoiceOut(BaseModel):

@@ -6,18 +6,22 @@
 # licence change); on a Debian system it is installed from the bullseye suite, pinned low so
 # nothing else is taken from bullseye. Without root (or apt) it only says why it cannot, and
 # the live Consul suites are skipped with that reason. etcd comes with the dev extra.
+# PostgreSQL: the StandardDatabaseManager tests (tests/integration/test_database_manager.py)
+# start a throwaway cluster from Debian's `postgresql` package (tests/postgres_server.py);
+# it is installed from the system's own suite (apt-get update first).
 # Without root it never fails the run (the live suites then skip, saying why); as root a
 # failed install fails the run, so CI cannot silently turn the live suites into skips.
 
 set -u
 
+ensure_consul() {
 if [ -n "${CONSUL_HTTP_ADDR:-}" ]; then
     echo "ensure_test_services: CONSUL_HTTP_ADDR=$CONSUL_HTTP_ADDR is set; the live Consul suites use that agent"
-    exit 0
+    return 0
 fi
 
 if command -v consul >/dev/null 2>&1; then
-    exit 0
+    return 0
 fi
 
 why=""
@@ -29,7 +33,7 @@ fi
 if [ -n "$why" ]; then
     echo "ensure_test_services: consul is not installed and cannot be installed: $why;" \
         "the live Consul suites will be skipped" >&2
-    exit 0
+    return 0
 fi
 
 sources=/etc/apt/sources.list.d/debian-bullseye.sources
@@ -58,6 +62,31 @@ if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq c
     consul version | head -n 1
 else
     echo "ensure_test_services: installing consul/bullseye failed" >&2
-    exit 1
+    return 1
 fi
-exit 0
+return 0
+}
+
+ensure_postgres() {
+    if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "ensure_test_services: PostgreSQL is not installed and cannot be installed here" \
+            "(needs root and apt-get); the PostgreSQL tests will be skipped" >&2
+        return 0
+    fi
+    echo "ensure_test_services: installing Debian's postgresql"
+    if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; then
+        ls -d /usr/lib/postgresql/*/bin
+    else
+        echo "ensure_test_services: installing postgresql failed" >&2
+        return 1
+    fi
+    return 0
+}
+
+status=0
+ensure_consul || status=1
+ensure_postgres || status=1
+exit $status

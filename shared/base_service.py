@@ -58,12 +58,15 @@ from shared.logs import (
     reset_tenant,
     set_service_name,
 )
+from shared.patterns.response import StandardResponse
 from shared.performance import PerformanceTracker
 from shared.tenancy import HEADER_CORRELATION_ID, TenantContext
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request, Response
     from prometheus_client import CollectorRegistry
+
+    from shared.patterns.database import StandardDatabaseManager
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +266,9 @@ class BaseService:
             service_name=config.service_name,
         )
         self.tracker = PerformanceTracker(config.service_name, registry=metrics_registry)
+        self.responses = StandardResponse(config.service_name, config.version)
+        # A StandardDatabaseManager, if the service has one: its health joins /health.
+        self.database: StandardDatabaseManager | None = None
         self.error_dna = ErrorDNA(
             config.service_name, reporter=self._report_error if config.report_errors else None
         )
@@ -553,9 +559,10 @@ class BaseService:
     # -- FastAPI integration -------------------------------------------------------------
 
     def install(self, app: FastAPI) -> None:
-        """Add the health and Prometheus metrics routes, and a middleware that binds each
-        request's tenant context (and a correlation id) for logs and hub calls and times
-        requests."""
+        """Add the health and Prometheus metrics routes, the standard error handlers
+        (:class:`StandardResponse`: every error in the hub's shape), and a middleware that
+        binds each request's tenant context (and a correlation id) for logs, hub calls and
+        response envelopes, and times requests."""
         from fastapi.responses import JSONResponse, PlainTextResponse
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -563,6 +570,10 @@ class BaseService:
             """The service's health; 503 unless running and registered (not ready while
             the hub does not know the instance; draining so probes agree)."""
             body = self.health()
+            if self.database is not None:
+                body["database"] = await self.database.health()
+                if body["status"] == "healthy" and body["database"]["status"] != "healthy":
+                    body["status"] = "database_unavailable"  # serving, but not ready
             return JSONResponse(body, status_code=200 if body["status"] == "healthy" else 503)
 
         async def metrics_route() -> PlainTextResponse:
@@ -578,6 +589,7 @@ class BaseService:
         app.add_api_route(
             self.config.metrics_endpoint, metrics_route, methods=["GET"], include_in_schema=False
         )
+        self.responses.install(app)
         if self.backup_hook is not None:
 
             async def backup_route(request: Request) -> JSONResponse:
@@ -637,7 +649,11 @@ class BaseService:
             return response
 
     def create_app(self, **fastapi_kwargs: Any) -> FastAPI:
-        """A FastAPI app whose lifespan runs this service's life cycle, with /health."""
+        """A FastAPI app whose lifespan runs this service's life cycle, with /health.
+
+        Routes answer in the standard envelope (``{"data", "meta"}``, see
+        :class:`StandardResponse`) unless ``default_response_class`` says otherwise;
+        a route may return ``JSONResponse`` itself to answer unwrapped."""
         from fastapi import FastAPI
 
         @contextlib.asynccontextmanager
@@ -648,6 +664,7 @@ class BaseService:
 
         fastapi_kwargs.setdefault("title", self.config.service_name)
         fastapi_kwargs.setdefault("version", self.config.version)
+        fastapi_kwargs.setdefault("default_response_class", self.responses.response_class)
         app = FastAPI(lifespan=lifespan, **fastapi_kwargs)
         self.install(app)
         return app

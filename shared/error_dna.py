@@ -49,6 +49,20 @@ SEVERITY_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 
 FINGERPRINT_FRAMES = 3
 
 # --- message normalisation ---------------------------------------------------------
+# Number and unit vocabularies of the unit rules below (longest alternatives first).
+_NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+# no bare "b": "2b" is more often part of an id than two bytes
+_SIZE_UNITS = r"[kmgtpe]i?b(?:ytes?)?|[kmgtpe]bits?|bytes?"
+_COUNT_UNITS = (
+    r"requests?|reqs?|calls?|messages?|msgs?|events?|ops|operations?|queries|query|"
+    r"transactions?|txns?|orders?|ticks?|connections?|conns?|records?|rows?|items?"
+)
+_TIME_UNITS = (
+    r"nanoseconds?|microseconds?|milliseconds?|seconds?|minutes?|hours?|days?|"
+    r"nsecs?|usecs?|msecs?|secs?|mins?|hrs?|ns|us|µs|ms|s|m|h|d"
+)
+
+
 # Applied in order; earlier rules protect structured tokens (a UUID, an address, a
 # timestamp) from being shredded into "<n>" pieces by the later, more general ones.
 _NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -83,6 +97,27 @@ _NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![\w:])(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{1,4}(?![\w:])", re.I), "<ip>"),
     # host:port (the host part is kept, the port is variable)
     (re.compile(r"(?<=[a-z])(?::\d{2,5})\b", re.I), ":<port>"),
+    # numbers with units: the value varies, the kind of quantity does not, so "after 30s"
+    # and "after 5000 ms" are one failure. Rates before sizes and durations ("1.5 MB/s"),
+    # composite durations ("1m30s", "1h2m3.5s") before single ones.
+    (
+        re.compile(
+            rf"(?<![\w<]){_NUMBER}\s?(?:{_SIZE_UNITS}|{_COUNT_UNITS})?\s?(?:/|\bper\s)\s?"
+            rf"(?:{_TIME_UNITS})\b|(?<![\w<]){_NUMBER}\s?(?:rps|qps|tps|ops)\b",
+            re.I,
+        ),
+        "<rate>",
+    ),
+    (re.compile(rf"(?<![\w<]){_NUMBER}\s?(?:%|percent\b|pct\b)", re.I), "<pct>"),
+    (re.compile(rf"(?<![\w<]){_NUMBER}\s?(?:{_SIZE_UNITS})\b", re.I), "<size>"),
+    (
+        re.compile(
+            r"(?<![\w<])(?:\d+(?:\.\d+)?(?:h|m|s|ms|us|µs|ns)){2,}\b"
+            rf"|(?<![\w<]){_NUMBER}\s?(?:{_TIME_UNITS})\b",
+            re.I,
+        ),
+        "<duration>",
+    ),
     # hex: 0x-prefixed, or long runs of hex digits containing at least one digit (hashes,
     # object ids, trace ids)
     (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<hex>"),
@@ -92,17 +127,22 @@ _NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(
             r"\b(tenant|user|account|order|client|customer|request|session|instance|symbol|"
-            r"company|job|task|trade|position|ticket)((?:_id)?(?:\s*[:=#]\s*|\s+))"
+            r"company|job|task|trade|position|ticket|id|uuid|trace|span|txn|correlation|"
+            r"execution|deal|wallet|portfolio|pod|container)((?:_id)?(?:\s*[:=#]\s*|\s+))"
             r"(?!<)[\w.-]*\w",
             re.I,
         ),
         r"\1\2<id>",
     ),
     (re.compile(r"\b(\w+)=(?!<)[^\s,;)\]}]+"), r"\1=<v>"),
+    # opaque ids led by a digit (ULIDs, short hashes, "9f8e-2b"): letters and digits mixed
+    (
+        re.compile(r"\b(?=[\w-]{4,}\b)(?!\d+(?:\.\d+)?e[-+]?\d+\b)\d[\w-]*[a-z][\w-]*\b", re.I),
+        "<id>",
+    ),
     # ids that mix letters and digits: ord_12345, user123, req-9f8e (a word with a digit)
     (re.compile(r"\b(?=[\w-]*\d)[a-z]+[_-]?[\w-]*\d[\w-]*\b", re.I), "<id>"),
-    # remaining numbers, signed, with decimals or exponents; a unit suffix stays ("30.5s"
-    # becomes "<n>s")
+    # remaining numbers, signed, with decimals or exponents (units were taken above)
     (re.compile(r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.I), "<n>"),
 )
 _WHITESPACE = re.compile(r"\s+")
@@ -261,6 +301,42 @@ DEFAULT_PATTERNS: tuple[ErrorPattern, ...] = (
         types=["CircuitBreakerError"],
         retryable=True,
     ),
+    # Before the other network patterns: a connect timeout often reads like a connection
+    # failure ("Failed to establish a new connection: [Errno 110] Connection timed out")
+    # but the remedy is a timeout's. Names cover the common client libraries: asyncio and
+    # socket (TimeoutError), httpx/httpcore, requests/urllib3, aiohttp, redis, grpc,
+    # PostgreSQL drivers (statement timeout), websockets, Java/Go/Node messages.
+    _p(
+        "timeout",
+        "timeout",
+        "medium",
+        r"timed? ?out|timeout|deadline[ _]exceeded|etimedout|esockettimedout|took too long|"
+        r"statement timeout|canceling statement due to|i/o timeout",
+        [
+            "Check the dependency's latency (hub discovery confidence, its /metrics)",
+            "Set explicit per-call timeouts and retry idempotent calls with backoff",
+            "Look for slow queries or lock contention behind the slow call",
+        ],
+        types=[
+            "TimeoutError",  # builtin; asyncio.TimeoutError and socket.timeout are aliases
+            "TimeoutException",  # httpx base
+            "ReadTimeout",
+            "ConnectTimeout",
+            "PoolTimeout",
+            "WriteTimeout",
+            "Timeout",  # requests.exceptions.Timeout
+            "ReadTimeoutError",  # urllib3
+            "ConnectTimeoutError",
+            "ServerTimeoutError",  # aiohttp
+            "ConnectionTimeoutError",
+            "SocketTimeoutError",
+            "QueryCanceledError",  # psycopg/asyncpg: statement_timeout
+            "DeadlineExceeded",  # google-api-core / grpc
+            "TimeoutExpired",  # subprocess
+            "WebSocketTimeoutException",
+        ],
+        retryable=True,
+    ),
     _p(
         "dns_failure",
         "network",
@@ -314,19 +390,6 @@ DEFAULT_PATTERNS: tuple[ErrorPattern, ...] = (
             "Check that the CA bundle used by this service includes the issuer",
         ],
         types=["SSLError", "SSLCertVerificationError"],
-    ),
-    _p(
-        "timeout",
-        "network",
-        "medium",
-        r"timed? ?out|timeout|deadline exceeded|etimedout|took too long",
-        [
-            "Check the dependency's latency (hub discovery confidence, its /metrics)",
-            "Set explicit per-call timeouts and retry idempotent calls with backoff",
-            "Look for slow queries or lock contention behind the slow call",
-        ],
-        types=["TimeoutError", "ReadTimeout", "ConnectTimeout", "PoolTimeout", "WriteTimeout"],
-        retryable=True,
     ),
     _p(
         "rate_limited",

@@ -98,6 +98,12 @@ class TenantMismatch(Forbidden):
     code = "tenant_mismatch"
 
 
+class TenantContextRequired(Forbidden):
+    """Tenant-scoped work (e.g. a tenant database session) was asked for without a tenant."""
+
+    code = "tenant_context_required"
+
+
 class NotFound(HubError):
     """The addressed resource does not exist."""
 
@@ -200,6 +206,12 @@ class CircuitOpen(ServiceUnavailable):
     code = "circuit_open"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """A service's database could not be reached (after the connection retries)."""
+
+    code = "database_unavailable"
+
+
 class BackendUnavailable(HubError):
     """The state backend cannot be reached; reads may still be served stale."""
 
@@ -234,6 +246,38 @@ class HubUnavailable(HubError):
     """Client side: the hub could not be reached at all."""
 
     code = "hub_unavailable"
+
+
+HTTP_STATUS_BY_ERROR: dict[type[HubError], int] = {
+    InvalidRequest: 422,
+    MalformedJSON: 400,
+    DuplicateHeader: 400,
+    PayloadTooLarge: 413,
+    HeadersTooLarge: 431,
+    Unauthorized: 401,
+    Forbidden: 403,
+    BackendPermissionDenied: 502,
+    NotFound: 404,
+    Conflict: 409,
+    PreconditionFailed: 412,
+    RateLimited: 429,
+    ServiceUnavailable: 503,
+    BackendUnavailable: 503,
+    RevisionCompacted: 503,
+    HubError: 500,
+}
+"""The HTTP status of each error class; a class without an entry takes its nearest
+ancestor's. Shared by the hub (``facade.errors``) and services' ``StandardResponse``, so
+one code always travels with one status."""
+
+
+def http_status_for(error: HubError | type[HubError]) -> int:
+    """The HTTP status of a hub error or error class (its nearest ancestor in the table)."""
+    cls = error if isinstance(error, type) else type(error)
+    for base in cls.__mro__:
+        if base in HTTP_STATUS_BY_ERROR:
+            return HTTP_STATUS_BY_ERROR[base]
+    return 500
 
 
 def _all_error_classes() -> list[type[HubError]]:

@@ -8,9 +8,12 @@ tier the hub does not know ranks as ``free`` (the spec's ``tier_hierarchy.get(ti
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
+
+from shared.errors import HeadersTooLarge, InvalidRequest, MalformedJSON
 
 Tier = Literal["free", "pro", "enterprise"]
 TIERS: tuple[Tier, ...] = ("free", "pro", "enterprise")
@@ -113,3 +116,66 @@ class TenantContext:
             tier=pick(HEADER_SUBSCRIPTION_TIER),
             correlation_id=pick(HEADER_CORRELATION_ID),
         )
+
+
+HEADER_RESOURCE_REQUIREMENTS = "x-resource-requirements"
+"""Optional header: the resources a call will need, as a JSON object of whole amounts,
+e.g. ``{"concurrent_requests": 1, "storage_mb": 50}``."""
+RESOURCE_REQUIREMENTS_MAX_BYTES = 1024
+RESOURCE_REQUIREMENTS_MAX_ENTRIES = 16
+RESOURCE_AMOUNT_MAX = 1_000_000_000
+
+
+def parse_resource_requirements(raw: str) -> dict[str, int]:
+    """Parse an ``x-resource-requirements`` value: a JSON object of non-negative integers.
+
+    Bounded before parsing (at most :data:`RESOURCE_REQUIREMENTS_MAX_BYTES` bytes,
+    :data:`RESOURCE_REQUIREMENTS_MAX_ENTRIES` entries, each amount at most
+    :data:`RESOURCE_AMOUNT_MAX`), so a header cannot make the reader do unbounded work.
+    Raises :class:`~shared.errors.HeadersTooLarge` (431) when too long,
+    :class:`~shared.errors.MalformedJSON` (400) when not JSON, and
+    :class:`~shared.errors.InvalidRequest` (422) when the JSON is not such an object.
+    Which resource names exist is the hub's business (it answers 422 for unknown ones).
+    """
+    header = HEADER_RESOURCE_REQUIREMENTS
+    size = len(raw.encode("utf-8", "surrogatepass"))
+    if size > RESOURCE_REQUIREMENTS_MAX_BYTES:
+        raise HeadersTooLarge(
+            f"{header} is {size} bytes; at most {RESOURCE_REQUIREMENTS_MAX_BYTES} are accepted",
+            details={"header": header, "limit_bytes": RESOURCE_REQUIREMENTS_MAX_BYTES},
+        )
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise MalformedJSON(
+            f"{header} is not valid JSON: {exc}", details={"header": header}
+        ) from None
+    if not isinstance(value, dict) or not value:
+        raise InvalidRequest(
+            f'{header} must be a non-empty JSON object such as {{"storage_mb": 50}}',
+            details={"header": header},
+        )
+    if len(value) > RESOURCE_REQUIREMENTS_MAX_ENTRIES:
+        raise InvalidRequest(
+            f"{header} names {len(value)} resources; at most "
+            f"{RESOURCE_REQUIREMENTS_MAX_ENTRIES} are accepted",
+            details={"header": header},
+        )
+    amounts: dict[str, int] = {}
+    for name, amount in value.items():
+        if (
+            isinstance(amount, bool)
+            or not isinstance(amount, int)
+            or not 0 <= amount <= RESOURCE_AMOUNT_MAX
+        ):
+            raise InvalidRequest(
+                f"{header}: {name!r} must be a whole number from 0 to {RESOURCE_AMOUNT_MAX}",
+                details={"header": header, "resource": name, "value": repr(amount)[:64]},
+            )
+        amounts[name] = amount
+    return amounts
+
+
+def format_resource_requirements(amounts: Mapping[str, int]) -> str:
+    """The ``x-resource-requirements`` value for ``amounts`` (compact JSON)."""
+    return json.dumps(dict(amounts), separators=(",", ":"))

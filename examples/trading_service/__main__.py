@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from examples.trading_service.service import TradingService, build_config
+from examples.trading_service.service import DEFAULT_DATABASE_URL, TradingService, build_config
 from shared.client import RetryPolicy
 from shared.logs import configure_logging
 
@@ -33,6 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--backup-dir", type=Path, help="where system-wide backups of this service go"
     )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="SQLAlchemy async URL (default $DATABASE_URL, else SQLite ./order-intake.db; "
+        "postgresql+asyncpg://... for row-level security)",
+    )
     args = parser.parse_args(argv)
 
     overrides = {
@@ -51,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config.service_name, "INFO")
     # one line per hub call would drown the service's own lines
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    service = TradingService(config, backup_dir=args.backup_dir)
+    service = TradingService(config, backup_dir=args.backup_dir, database_url=args.database_url)
     service.run(service.build_app(), log_level="warning")
     return 0
 

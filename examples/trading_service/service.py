@@ -13,18 +13,40 @@ from typing import Any, Literal
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Float, Integer, String, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from proto.common import base_pb2
 from proto.trading import orders_pb2
 from shared.base_service import BackupRequest, BaseService, ServiceConfig
 from shared.client import ConfigSnapshot
-from shared.errors import HubError
+from shared.errors import HubError, InvalidRequest
 from shared.logs import current_tenant_context
-from shared.messages import wrap
+from shared.messages import unwrap, wrap
+from shared.patterns import DatabaseSettings, StandardDatabaseManager, TenantScoped
 
 SERVICE_NAME = "order-intake"
 MIN_VOLUME = 0.01
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./order-intake.db"
+
+
+class Base(DeclarativeBase):
+    """The service's tables."""
+
+
+class OrderRecord(TenantScoped, Base):
+    """An accepted order, one tenant's row (row-level security on PostgreSQL)."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[float] = mapped_column(Float)
+    price: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class OrderIn(BaseModel):
@@ -44,17 +66,41 @@ def build_config(**overrides: Any) -> ServiceConfig:
 class TradingService(BaseService):
     """Takes orders, checks them, publishes them; follows its tenant's config."""
 
-    def __init__(self, config: ServiceConfig, *, backup_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        backup_dir: Path | None = None,
+        database_url: str = DEFAULT_DATABASE_URL,
+    ) -> None:
         # Takes part in system-wide backups: the hub calls POST /backup with one backup
         # id for every service; this one saves the orders it published.
         super().__init__(config, backup_hook=self.back_up)
         self.backup_dir = backup_dir or Path(tempfile.gettempdir()) / "order-intake-backups"
+        # SQLite for development; a postgresql+asyncpg:// URL gets row-level security.
+        self.database = StandardDatabaseManager(
+            DatabaseSettings(database_url), tracker=self.tracker
+        )
         self.in_flight = 0
         self.max_in_flight = 100
         self.rate_limits: dict[str, Any] = {}
         self.features: dict[str, Any] = {}
         self.config_changes = 0
         self.published: list[bytes] = []
+
+    async def on_start(self) -> None:
+        """Connect to the database (retrying), create the table and its tenant policy."""
+        assert self.database is not None
+        await self.database.connect()
+        async with self.database.admin_session() as session:
+            connection = await session.connection()
+            await connection.run_sync(Base.metadata.create_all)
+        await self.database.enable_row_level_security(OrderRecord.__tablename__)
+
+    async def on_stop(self) -> None:
+        """Close the database pool."""
+        if self.database is not None:
+            await self.database.close()
 
     async def on_config_change(self, snapshot: ConfigSnapshot) -> None:
         """Hot reload: apply the tenant's new limits and feature flags."""
@@ -133,12 +179,33 @@ class TradingService(BaseService):
         self.published.append(wire)
         return wire
 
+    async def store(self, order: OrderIn, wire: bytes) -> str:
+        """Keep the accepted order in the caller's tenant's rows (TenantContextRequired,
+        403, without a tenant: orders always belong to one)."""
+        assert self.database is not None
+        published = unwrap(base_pb2.MessageEnvelope.FromString(wire))
+        assert isinstance(published, orders_pb2.Order)
+        async with self.database.tenant_session() as session:
+            session.add(
+                OrderRecord(
+                    order_id=published.order_id,
+                    symbol=order.symbol,
+                    side=order.side,
+                    quantity=order.quantity,
+                    price=order.price,
+                )
+            )
+        return published.order_id
+
     def build_app(self) -> FastAPI:
-        """The FastAPI app: /orders, /errors, /performance, /config and /health."""
+        """The FastAPI app: /orders, /errors, /performance, /config and /health.
+
+        Every route answers in the StandardResponse envelope (``{"data", "meta"}``, the
+        app's default response class) or the hub's error shape."""
         app = self.create_app()
 
         @app.post("/orders")
-        async def submit_order(order: OrderIn, request: Request) -> JSONResponse:
+        async def submit_order(order: OrderIn, request: Request) -> Response:
             tenant = current_tenant_context()
             context = {
                 "operation": "order_intake",
@@ -161,34 +228,47 @@ class TradingService(BaseService):
                                 "suggested_actions": analysis.suggested_actions,
                             },
                         )
-                        return JSONResponse(
-                            {
-                                "error": {"code": "invalid_request", "message": str(e)},
+                        # The standard error shape (StandardResponse's handler answers 422).
+                        raise InvalidRequest(
+                            str(e),
+                            details={
                                 "analysis": {
                                     "fingerprint": analysis.fingerprint,
                                     "category": analysis.category,
                                     "severity": analysis.severity,
                                     "suggested_actions": analysis.suggested_actions,
-                                },
+                                }
                             },
-                            status_code=422,
-                        )
+                        ) from e
                     risk = await self.risk_check(order)
                     wire = self.publish(
                         order,
                         tenant.tenant_id if tenant else None,
                         tenant.user_id if tenant else None,
                     )
+                    order_id = await self.store(order, wire)
             finally:
                 self.in_flight -= 1
-            return JSONResponse(
+            return self.responses.success(
                 {
                     "status": "accepted",
+                    "order_id": order_id,
                     "risk": risk,
                     "envelope": base64.b64encode(wire).decode("ascii"),
                 },
                 status_code=201,
             )
+
+        @app.get("/orders")
+        async def list_orders() -> list[dict[str, Any]]:
+            """The caller's tenant's accepted orders (never another tenant's)."""
+            assert self.database is not None
+            async with self.database.tenant_session() as session:
+                rows = (await session.scalars(select(OrderRecord).order_by(OrderRecord.id))).all()
+            return [
+                {"order_id": r.order_id, "symbol": r.symbol, "side": r.side, "quantity": r.quantity}
+                for r in rows
+            ]
 
         @app.get("/errors")
         async def error_groups() -> dict[str, Any]:

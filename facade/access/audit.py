@@ -242,7 +242,11 @@ class AuditMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
+        if scope["type"] != "http" or (
+            scope["method"] not in WRITE_METHODS
+            # discovery's ?reserve=true allocates quota: a write through a GET
+            and b"reserve=" not in scope.get("query_string", b"")
+        ):
             await self.app(scope, receive, send)
             return
         status = 500

@@ -28,8 +28,15 @@ from facade.routers.dependencies import (
     TenantDep,
     parse_tenant_context,
 )
+from facade.routers.resource_requirements import (
+    RESERVE_DOC,
+    RESOURCE_HEADER_DOC,
+    requested,
+    resource_check,
+)
 from facade.runtime import Hub
 from shared import errors
+from shared.tenancy import HEADER_RESOURCE_REQUIREMENTS
 
 router = APIRouter(prefix="/services", tags=["services"])
 
@@ -112,7 +119,9 @@ _STRATEGY_DOC = {
     "/discover/{name}",
     response_model=DiscoveryOut,
     responses=error_doc(errors.TierNotAllowed, errors.ServiceNotFound),
-    openapi_extra={"parameters": [*_TENANT_HEADER_DOCS, _STRATEGY_DOC]},
+    openapi_extra={
+        "parameters": [*_TENANT_HEADER_DOCS, _STRATEGY_DOC, RESOURCE_HEADER_DOC, RESERVE_DOC]
+    },
 )
 async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytesResponse:
     """Where to call ``name`` directly: the recommended endpoint and every healthy one.
@@ -132,8 +141,21 @@ async def discover_service(name: ServiceNamePath, request: Request) -> JSONBytes
             f"unknown strategy {strategy!r}",
             details={"errors": [{"field": "strategy", "allowed": list(STRATEGIES)}]},
         )
+    # Parsed before the lookup: a bad header is 400/422 whatever the service.
+    amounts, reserve = None, False
+    if _wants_resources(request):
+        amounts, reserve = requested(request)
+        request.state.audit_skip = not reserve  # a reservation is a write: audited
     answer = hub.discovery.discover(name, ctx, strategy)
+    if amounts is not None:
+        check = await resource_check(hub, principal, ctx, amounts, reserve=reserve)
+        answer = {**answer, "resource_check": check}
     return read_response(answer, answer["stale"])
+
+
+def _wants_resources(request: Request) -> bool:
+    """Whether the request names resources or a reservation (cheap, for the hot path)."""
+    return HEADER_RESOURCE_REQUIREMENTS in request.headers or "reserve" in request.query_params
 
 
 @router.get(

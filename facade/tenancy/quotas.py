@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ import orjson
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from adapters import Backend, KeyValue
+from adapters import Backend, KeyValue, Put
 from facade.state.view import StateView
 from facade.tenancy.config_store import ConfigService
 from facade.tenancy.tenant_directory import TenantDirectory
@@ -77,6 +77,11 @@ RESOURCES: dict[str, ResourceType] = {
 }
 
 
+# Names callers may use for a resource besides its own (``x-resource-requirements``
+# follows the spec's example ``{"storage_mb": 50}``).
+RESOURCE_ALIASES = {"storage_mb": "storage"}
+
+
 def usage_key(tenant_id: str, resource: str) -> str:
     """The key of one tenant's usage of one resource."""
     return f"{USAGE_PREFIX}{tenant_id}/{resource}"
@@ -117,13 +122,27 @@ class Usage:
 
 def require_resource(name: str) -> ResourceType:
     """The resource type called ``name``; InvalidRequest listing the known ones."""
-    resource = RESOURCES.get(name)
+    resource = RESOURCES.get(RESOURCE_ALIASES.get(name, name))
     if resource is None:
         raise InvalidRequest(
             f"unknown resource type {name!r}",
-            details={"resource": name, "allowed": sorted(RESOURCES)},
+            details={"resource": name, "allowed": sorted([*RESOURCES, *RESOURCE_ALIASES])},
         )
     return resource
+
+
+def requested_resources(amounts: Mapping[str, int]) -> dict[ResourceType, int]:
+    """Resolve the names (aliases included) of a several-resource request; a resource
+    named twice (``storage`` and ``storage_mb``) is InvalidRequest, not a sum."""
+    resolved: dict[ResourceType, int] = {}
+    for name, amount in amounts.items():
+        resource = require_resource(name)
+        if resource in resolved:
+            raise InvalidRequest(
+                f"resource {resource.name!r} is named twice", details={"resource": name}
+            )
+        resolved[resource] = amount
+    return resolved
 
 
 class KeyedLocks:
@@ -224,6 +243,129 @@ class QuotaService:
     async def allocate(self, tenant_id: str, resource_name: str, amount: int) -> dict[str, Any]:
         """Reserve ``amount``; QuotaExceeded (429) when it would pass the limit."""
         return await self._change(tenant_id, resource_name, amount)
+
+    def check_all(self, tenant_id: str, amounts: Mapping[str, int]) -> dict[str, Any]:
+        """Whether every amount would fit now (advisory, reserves nothing): per resource
+        used, limit and ``fits``, and ``exceeded`` naming those that would not fit."""
+        self.tenants.require(tenant_id)
+        now = time.time()
+        states: dict[str, Any] = {}
+        for resource, amount in requested_resources(amounts).items():
+            state = self._state(tenant_id, resource, now)
+            fits = state["used"] + amount <= state["limit"]
+            states[resource.name] = {
+                "requested": amount,
+                "fits": fits,
+                **{k: state[k] for k in ("unit", "used", "limit", "remaining")},
+            }
+        exceeded = sorted(name for name, state in states.items() if not state["fits"])
+        return {
+            "tenant_id": tenant_id,
+            "fits": not exceeded,
+            "exceeded": exceeded,
+            "resources": states,
+        }
+
+    async def allocate_all(self, tenant_id: str, amounts: Mapping[str, int]) -> dict[str, Any]:
+        """Reserve several resources at once: all of them or none (one backend
+        transaction over their usage keys, compare-and-set on each). QuotaExceeded (429)
+        naming every resource that would not fit, with the same details as
+        :meth:`allocate` for the first of them."""
+        self.tenants.require(tenant_id)
+        wanted = {r: a for r, a in requested_resources(amounts).items() if a > 0}
+        if not wanted:
+            return {"tenant_id": tenant_id, "allocated": {}}
+        ordered = sorted(wanted.items(), key=lambda item: item[0].name)
+        async with contextlib.AsyncExitStack() as stack:
+            # Locks taken in name order, so two requests over the same keys cannot deadlock.
+            for resource, _ in ordered:
+                await stack.enter_async_context(
+                    self._locks.hold(usage_key(tenant_id, resource.name))
+                )
+            result, revision = await self._cas_all(tenant_id, ordered)
+        if not await self.view.wait_for(revision, self.visibility_timeout):
+            log.warning("usage write at revision %d not yet visible here", revision)
+        return result
+
+    async def _cas_all(
+        self, tenant_id: str, ordered: list[tuple[ResourceType, int]]
+    ) -> tuple[dict[str, Any], int]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cas_deadline
+        keys = [usage_key(tenant_id, r.name) for r, _ in ordered]
+        kvs = [self._newest_known(key) for key in keys]
+        fresh = False
+        attempt = 0
+        while True:
+            now = time.time()
+            usages = [
+                Usage.from_kv(kv).current(r, now) for kv, (r, _) in zip(kvs, ordered, strict=True)
+            ]
+            limits = [self.limit(tenant_id, r) for r, _ in ordered]
+            over = [
+                i
+                for i, (u, lim, (_, a)) in enumerate(zip(usages, limits, ordered, strict=True))
+                if u.used + a > lim
+            ]
+            if over:
+                if not fresh:
+                    kvs, fresh = [await self.backend.get(key) for key in keys], True
+                    continue
+                first = over[0]
+                refusal = self._refusal(
+                    tenant_id,
+                    ordered[first][0],
+                    usages[first].used,
+                    limits[first],
+                    ordered[first][1],
+                    now,
+                )
+                refusal.details["exceeded"] = [ordered[i][0].name for i in over]
+                raise refusal
+            values = []
+            for usage, limit, (resource, amount) in zip(usages, limits, ordered, strict=True):
+                new_used = usage.used + amount
+                alerting = _alerting(new_used, limit)
+                record = {
+                    "used": new_used,
+                    "window_start": window_start(now) if resource.windowed else None,
+                    "alert_since": (usage.alert_since or utc_now()) if alerting else None,
+                    "updated_at": utc_now(),
+                }
+                values.append(orjson.dumps(record))
+            puts = [
+                Put(key, value, if_revision=kv.mod_revision if kv else 0)
+                for key, value, kv in zip(keys, values, kvs, strict=True)
+            ]
+            try:
+                revision = await self.backend.put_all(puts)
+                break
+            except RevisionConflict:
+                attempt += 1
+                if loop.time() > deadline:
+                    raise BackendTimeout(
+                        f"resources of tenant {tenant_id!r} are too contended; try again",
+                        details={"retry_after": 1, "attempts": attempt},
+                    ) from None
+                await asyncio.sleep(jittered_delay(attempt - 1, CAS_RETRY_BASE, CAS_RETRY_CAP))
+                kvs, fresh = [await self.backend.get(key) for key in keys], True
+        allocated: dict[str, Any] = {}
+        for key, value, kv, usage, limit, (resource, amount) in zip(
+            keys, values, kvs, usages, limits, ordered, strict=True
+        ):
+            self._last_written[key] = KeyValue(
+                key, value, kv.create_revision if kv else revision, revision
+            )
+            new_used = usage.used + amount
+            allocated[resource.name] = {
+                "allocated": amount,
+                "unit": resource.unit,
+                "used": new_used,
+                "limit": limit,
+                "remaining": max(0, limit - new_used),
+                "alert": _alerting(new_used, limit),
+            }
+        return {"tenant_id": tenant_id, "allocated": allocated}, revision
 
     async def release(self, tenant_id: str, resource_name: str, amount: int) -> dict[str, Any]:
         """Give back ``amount``; QuotaReleaseExceedsUsage (409) if more than is held."""

@@ -594,6 +594,34 @@ class ClientCore:
             "timeout": httpx.Timeout(10.0, read=read_timeout),
         }
 
+    def config_socket(
+        self,
+        base_url: str,
+        tenant_id: str,
+        *,
+        last_version: int | None = None,
+        tenant: TenantContext | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """URL (``ws://``/``wss://``) and headers of a tenant's WebSocket config push
+        (``/config/{tenant_id}/ws``); ``last_version`` resumes after that version."""
+        url = httpx.URL(base_url.rstrip("/") + f"{self.config_path(tenant_id)}/ws")
+        url = url.copy_with(scheme="wss" if url.scheme == "https" else "ws")
+        if last_version is not None:
+            url = url.copy_merge_params({"last_version": str(last_version)})
+        return str(url), {**self.default_headers(), **self.headers_for(tenant)}
+
+    def config_frame(self, text: str | bytes, tenant_id: str | None) -> ConfigSnapshot | None:
+        """The snapshot carried by a WebSocket frame (None for keep-alives); an error
+        frame raises the hub's error (e.g. Unauthorized when the token was revoked)."""
+        frame = json.loads(text)
+        if not isinstance(frame, dict):
+            return None
+        if frame.get("type") == "error":
+            raise error_from_payload(frame, fallback_message="config push ended")
+        if frame.get("type") != "config" or not isinstance(frame.get("data"), dict):
+            return None
+        return self.parse_config(frame["data"], tenant_id)
+
     def config_event(
         self, event: ServerSentEvent | None, tenant_id: str | None
     ) -> ConfigSnapshot | None:

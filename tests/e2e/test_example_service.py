@@ -115,6 +115,8 @@ def service(hub: HubProcess, tmp_path: Path) -> Iterator[ServiceProcess]:
         "--config-wait",
         # short: the hub's shutdown waits for open long polls until their wait ends
         "5",
+        "--database-url",
+        f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}",
         token=issued.json()["token"],
     )
     try:
@@ -144,7 +146,7 @@ def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> 
         # 2. it follows its tenant's configuration: a change written to the hub is
         #    pushed to the running service (long poll) and applied by its hook
         def applied_limit(expected: int) -> bool:
-            limits = http.get("/config").json()["rate_limits"]
+            limits = http.get("/config").json()["data"]["rate_limits"]
             return bool(limits.get("api_calls_per_hour") == expected)
 
         eventually(lambda: applied_limit(10_000), what="pro tier defaults applied")
@@ -153,7 +155,7 @@ def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> 
             {"rate_limits": {"api_calls_per_hour": 4321}, "features": {"custom_models": True}},
         )
         eventually(lambda: applied_limit(4321), timeout=15, what="pushed config applied")
-        pushed = http.get("/config").json()
+        pushed = http.get("/config").json()["data"]
         assert pushed["features"]["custom_models"] is True
         assert pushed["version"] == written["effective_version"]
         assert pushed["changes"] == 2
@@ -168,11 +170,14 @@ def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> 
             "/orders", json={"symbol": "XAUUSD", "side": "sell", "quantity": 0.005}, headers=headers
         )
         assert first.status_code == second.status_code == 422
-        analysis = first.json()["analysis"]
+        assert first.json()["error"]["code"] == "invalid_request"
+        analysis = first.json()["error"]["details"]["analysis"]
         assert analysis["category"] == "validation"
         assert analysis["suggested_actions"]
-        assert second.json()["analysis"]["fingerprint"] == analysis["fingerprint"]
-        (group,) = http.get("/errors").json()["groups"]
+        assert (
+            second.json()["error"]["details"]["analysis"]["fingerprint"] == analysis["fingerprint"]
+        )
+        (group,) = http.get("/errors").json()["data"]["groups"]
         assert group["count"] == 2
         assert group["tenants"] == ["company_abc"]
 
@@ -194,16 +199,30 @@ def test_example_service_lifecycle(hub: HubProcess, service: ServiceProcess) -> 
             headers={**headers, "x-correlation-id": "req_456"},
         )
         assert accepted.status_code == 201, accepted.text
-        assert accepted.json()["risk"] == {"checked": False, "reason": "service_not_found"}
-        envelope = messages.MessageEnvelope.FromString(
-            base64.b64decode(accepted.json()["envelope"])
-        )
+        body = accepted.json()
+        # the StandardResponse envelope: data plus who answered, for which tenant and request
+        assert body["meta"] == {
+            "correlation_id": "req_456",
+            "tenant_id": "company_abc",
+            "service": SERVICE,
+            "version": "1.0.0",
+        }
+        assert body["data"]["risk"] == {"checked": False, "reason": "service_not_found"}
+        envelope = messages.MessageEnvelope.FromString(base64.b64decode(body["data"]["envelope"]))
         assert envelope.correlation_id == "req_456"
         assert envelope.service_source == SERVICE
         order = messages.unwrap(envelope)
         assert isinstance(order, orders_pb2.Order)
         assert order.tenant_id == "company_abc"
         assert order.type == orders_pb2.ORDER_TYPE_LIMIT
+        # kept through StandardDatabaseManager in the tenant's rows only
+        assert body["data"]["order_id"] == order.order_id
+        mine = http.get("/orders", headers=headers).json()["data"]
+        assert [o["order_id"] for o in mine] == [order.order_id]
+        assert http.get("/orders", headers={"x-tenant-id": "someone_else"}).json()["data"] == []
+        no_tenant = http.get("/orders")
+        assert no_tenant.status_code == 403
+        assert no_tenant.json()["error"]["code"] == "tenant_context_required"
 
         # 5. SIGTERM: gone from discovery while the process still answers (draining)
         os.kill(service.proc.pid, signal.SIGTERM)

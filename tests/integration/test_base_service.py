@@ -201,10 +201,12 @@ async def test_health_route_and_tenant_middleware(hub_app: FastAPI) -> None:
             "/whoami/u1",
             headers={"x-tenant-id": "company_abc", "x-subscription-tier": "pro"},
         )
-        assert who.json()["tenant_id"] == "company_abc"
-        assert who.json()["tier"] == "pro"
+        data, meta = who.json()["data"], who.json()["meta"]  # the StandardResponse envelope
+        assert data["tenant_id"] == meta["tenant_id"] == "company_abc"
+        assert data["tier"] == "pro"
+        assert meta["service"] == service.config.service_name
         # a correlation id is made up when the caller sent none, and echoed back
-        assert who.headers["x-correlation-id"] == who.json()["correlation_id"]
+        assert who.headers["x-correlation-id"] == data["correlation_id"] == meta["correlation_id"]
         echoed = await http.get("/whoami/u2", headers={"x-correlation-id": "req_456"})
         assert echoed.headers["x-correlation-id"] == "req_456"
         assert service.tracker.stats("GET /whoami/{user}").count == 2

@@ -13,14 +13,17 @@ REPO = Path(__file__).resolve().parents[2]
 PROBE = """
 import sys
 blocked_modules = (
-    "facade", "adapters", "fastapi", "uvicorn", "starlette", "pydantic", "pydantic_settings"
+    "facade", "adapters", "fastapi", "uvicorn", "starlette", "pydantic", "pydantic_settings",
+    "sqlalchemy", "asyncpg", "aiosqlite",  # the optional `db` extra
 )
 for blocked in blocked_modules:
     sys.modules[blocked] = None
 import proto.common.base_pb2, proto.trading.signals_pb2, proto.business.user_management_pb2
 import proto.common.tick_data_pb2, proto.ml.predictions_pb2, proto.hub.registry_pb2
 import shared.client, shared.error_dna, shared.performance, shared.logs, shared.messages
-import shared.config, shared.base_service
+import shared.config, shared.base_service, shared.patterns
+from shared.patterns import StandardResponse
+assert StandardResponse("probe", "1").envelope([1])["data"] == [1]
 from shared.base_service import BaseService, ServiceConfig
 BaseService(ServiceConfig("probe"))
 print("ok")
