@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,19 @@ def add_commands(
     migrate.add_argument("--consul-address", help="--to consul: the agent's HTTP address")
     migrate.add_argument("--force", action="store_true", help="replace a non-empty target")
     migrate.add_argument("--audit", action="store_true", help="copy the audit log too")
+    migrate.add_argument(
+        "--no-pause",
+        action="store_true",
+        help="do not make the hub read-only during the copy (writes made meanwhile may be "
+        "missing from the target)",
+    )
+    migrate.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds to wait after pausing writes, for every replica to see the pause and "
+        "finish the writes it had accepted (default 1)",
+    )
 
 
 @dataclass(frozen=True)
@@ -231,23 +246,30 @@ def _restore(args: argparse.Namespace) -> int:
     return _restore_into(settings, backup, force=args.force)
 
 
-def _restore_into(settings: Any, backup: Any, *, force: bool) -> int:
+def _restore_into(settings: Any, backup: Any, *, force: bool, verify: bool = False) -> int:
     from adapters import create_backend
-    from facade.coordination.backups import LEASES_NOTE, restore_backup
+    from facade.coordination.backups import LEASES_NOTE, create_backup, restore_backup
 
-    async def go() -> Any:
+    async def go() -> tuple[Any, list[str]]:
         backend = create_backend(settings.backend, **settings.backend_options())
         await backend.open()
         try:
-            return await restore_backup(backend, backup, force=force)
+            report = await restore_backup(backend, backup, force=force)
+            # Read the target back: every key of the snapshot, with the same value.
+            problems = differences(backup.items, (await create_backup(backend)).items)
+            return report, problems if verify else []
         finally:
             await backend.close()
 
     try:
-        report = asyncio.run(go())
+        report, problems = asyncio.run(go())
     except HubError as exc:
         return _fail(f"restore refused: {exc.message}")
+    if problems:
+        return _fail(f"the target does not match the snapshot: {'; '.join(problems[:5])}")
     body = report.as_dict() | {"backend": settings.backend, "leases": LEASES_NOTE}
+    if verify:
+        body["verified_keys"] = len(backup.items)
     if not report.revisions_kept:
         body["note"] = (
             "keys got new revisions: config and tenant versions (ETags) differ from the "
@@ -255,6 +277,17 @@ def _restore_into(settings: Any, backup: Any, *, force: bool) -> int:
         )
     print(json.dumps(body, indent=2))
     return 0
+
+
+def differences(expected: list[Any], actual: list[Any]) -> list[str]:
+    """How the keys read back from a target differ from a snapshot's (empty: identical)."""
+    want = {kv.key: kv.value for kv in expected}
+    have = {kv.key: kv.value for kv in actual}
+    problems = [f"{key} missing" for key in sorted(want.keys() - have.keys())]
+    problems += [f"{key} unexpected" for key in sorted(have.keys() - want.keys())]
+    both = sorted(want.keys() & have.keys())
+    problems += [f"{key} differs" for key in both if want[key] != have[key]]
+    return problems
 
 
 # -- migrate ---------------------------------------------------------------------------
@@ -276,7 +309,6 @@ def target_settings_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from facade.coordination.backup_file import read_backup_file
     from facade.settings import SettingsError
 
     required = {"embedded": "data_dir", "etcd": "etcd_endpoints"}.get(args.to)
@@ -286,6 +318,45 @@ def _migrate(args: argparse.Namespace) -> int:
         settings = _settings(args, backend=args.to)
     except SettingsError as exc:
         return _fail(str(exc), 2)
+    if args.no_pause:
+        return _copy(args, settings, paused=False)
+    started = _pause_writes(args)
+    if isinstance(started, str):
+        return _fail(f"{started}; nothing was copied (--no-pause copies without pausing)")
+    paused_here, t0 = started
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    code = 1
+    try:
+        if args.settle > 0:
+            time.sleep(args.settle)
+        code = _copy(args, settings, paused=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        # Always lift the pause we put (a copy that failed or was interrupted included);
+        # a pause the operator had already set stays theirs to lift.
+        if paused_here:
+            problem = _resume_writes(args)
+            if problem:
+                print(
+                    f"central-hub: WARNING: writes are still paused: {problem}; turn the "
+                    "mode off with DELETE /admin/maintenance (admin token)",
+                    file=sys.stderr,
+                )
+                code = code or 1
+            print(f"# writes were paused for {time.monotonic() - t0:.3f} s", file=sys.stderr)
+        else:
+            print("# writes stay paused: the hub was already read-only before migrate")
+    return code
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _copy(args: argparse.Namespace, settings: Any, *, paused: bool) -> int:
+    """Snapshot the running hub, restore into the target, verify it; print the settings."""
+    from facade.coordination.backup_file import read_backup_file
+
     with tempfile.TemporaryDirectory(prefix="hub-migrate-") as tmp:
         path = Path(tmp) / "snapshot.jsonl.gz"
         problem = _download(args, path)
@@ -295,10 +366,10 @@ def _migrate(args: argparse.Namespace) -> int:
             backup = read_backup_file(path)
         except HubError as exc:
             return _fail(exc.message)
-    code = _restore_into(settings, backup, force=args.force)
+    code = _restore_into(settings, backup, force=args.force, verify=True)
     if code:
         return code
-    later = _source_revision(args)
+    later = None if paused else _source_revision(args)
     print("# then restart every hub replica with:")
     for name, value in target_settings_env(args).items():
         print(f"{name}={value}")
@@ -308,11 +379,60 @@ def _migrate(args: argparse.Namespace) -> int:
         print(
             f"central-hub: warning: the source's revision moved after the snapshot "
             f"({backup.revision} -> {later}); writes made since are not in the target "
-            "unless they were health or heartbeat changes: pause writers and rerun with "
-            "--force to be sure",
+            "unless they were health or heartbeat changes: rerun without --no-pause "
+            "and with --force to be sure",
             file=sys.stderr,
         )
     return 0
+
+
+def _maintenance(args: argparse.Namespace, method: str, body: Any = None) -> dict[str, Any] | str:
+    """One call to ``/admin/maintenance``: the answer, or why it failed."""
+    import httpx
+
+    from shared.errors import error_from_payload
+
+    target = _admin_client_args(args)
+    if isinstance(target, str):
+        return target
+    url, headers = target
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            resp = client.request(method, "/admin/maintenance", json=body)
+    except httpx.HTTPError as exc:
+        return f"cannot reach the hub at {url}: {exc}"
+    try:
+        payload = resp.json()
+    except ValueError:
+        payload = None
+    if resp.status_code >= 400 or not isinstance(payload, dict):
+        assert _connection is not None
+        return _connection.describe_error(error_from_payload(payload))
+    return payload
+
+
+def _pause_writes(args: argparse.Namespace) -> tuple[bool, float] | str:
+    """Make the hub read-only; (whether this call turned it on, when), or why it failed."""
+    now = _maintenance(args, "GET")
+    if isinstance(now, str):
+        return f"cannot pause writes: {now}"
+    if now.get("read_only"):
+        return False, time.monotonic()
+    t0 = time.monotonic()
+    body = {"read_only": True, "reason": f"central-hub migrate to {args.to}", "retry_after": 10}
+    answer = _maintenance(args, "PUT", body)
+    if isinstance(answer, str):
+        return f"cannot pause writes: {answer}"
+    print(f"# writes paused (reason: {body['reason']}); reads and heartbeats continue")
+    return True, t0
+
+
+def _resume_writes(args: argparse.Namespace) -> str | None:
+    answer = _maintenance(args, "DELETE")
+    if isinstance(answer, str):
+        return answer
+    print("# writes resumed")
+    return None
 
 
 def _source_revision(args: argparse.Namespace) -> int | None:
