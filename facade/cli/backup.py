@@ -78,6 +78,14 @@ def add_commands(
         "missing from the target)",
     )
     migrate.add_argument(
+        "--replica",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another replica of the same hub (repeatable): before copying, wait until it "
+        "refuses writes and has finished the ones it had accepted",
+    )
+    migrate.add_argument(
         "--settle",
         type=float,
         default=1.0,
@@ -329,7 +337,8 @@ def _migrate(args: argparse.Namespace) -> int:
     try:
         if args.settle > 0:
             time.sleep(args.settle)
-        code = _copy(args, settings, paused=True)
+        problem = _replicas_paused(args)
+        code = _fail(problem) if problem else _copy(args, settings, paused=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
         # Always lift the pause we put (a copy that failed or was interrupted included);
@@ -425,6 +434,27 @@ def _pause_writes(args: argparse.Namespace) -> tuple[bool, float] | str:
         return f"cannot pause writes: {answer}"
     print(f"# writes paused (reason: {body['reason']}); reads and heartbeats continue")
     return True, t0
+
+
+def _replicas_paused(args: argparse.Namespace, timeout: float = 30.0) -> str | None:
+    """Wait until every ``--replica`` refuses writes and has none in flight; or why not."""
+    for url in args.replica:
+        replica = argparse.Namespace(**{**vars(args), "url": url})
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = _maintenance(replica, "GET")
+            if isinstance(answer, str):
+                return f"replica {url}: {answer}; nothing was copied"
+            in_flight = answer.get("replica", {}).get("in_flight_writes")
+            if answer.get("read_only") and in_flight == 0:
+                break
+            if time.monotonic() > deadline:
+                return (
+                    f"replica {url} did not settle in {timeout:.0f} s (read_only="
+                    f"{answer.get('read_only')}, in-flight writes={in_flight}); nothing was copied"
+                )
+            time.sleep(0.05)
+    return None
 
 
 def _resume_writes(args: argparse.Namespace) -> str | None:

@@ -1,6 +1,6 @@
-"""``central-hub migrate`` pauses writes during the copy: a concurrent writer against a
-real hub process sees ``503 read_only`` answers, and no acknowledged write is lost or
-half-applied (issue 14)."""
+"""``central-hub migrate`` pauses writes during the copy: a concurrent writer on another
+replica (real hub processes over one store) sees ``503 read_only`` answers, and no
+acknowledged write is lost or half-applied (issue 14)."""
 
 from __future__ import annotations
 
@@ -57,20 +57,25 @@ def target_tenants(target_dir: Path, tmp_path: Path) -> set[str]:
 def test_migrate_refuses_writes_during_the_copy_and_loses_none(
     tmp_path: Path, hub_processes: Callable[..., HubProcess]
 ) -> None:
-    hub = hub_processes(args=["--data-dir", str(tmp_path / "source")]).start()
+    # Two replicas over one store: migrate talks to A, the writer writes through B.
+    source = ["--data-dir", str(tmp_path / "source")]
+    hub = hub_processes(workdir=tmp_path / "a", args=source).start()
+    replica_b = hub_processes(workdir=tmp_path / "b", args=source).start()
     token_file = tmp_path / "admin-token"
     token_file.write_text(TEST_ADMIN_TOKEN)
     connection = ["--url", hub.url, "--token-file", str(token_file)]
+    # No settle time: migrate asks B itself whether it refuses writes and has drained.
+    pausing = [*connection, "--replica", replica_b.url, "--settle", "0"]
     target_dir = tmp_path / "target"
 
-    writer = Writer(hub)
+    writer = Writer(replica_b)
     writer.start()
     for _ in range(1000):  # bounded: the writer has written before migrate starts
         if writer.answers:
             break
         threading.Event().wait(0.01)
     assert writer.answers, "the writer never wrote"
-    moved = cli("migrate", "--to", "embedded", "--data-dir", str(target_dir), *connection,
+    moved = cli("migrate", "--to", "embedded", "--data-dir", str(target_dir), *pausing,
                 cwd=tmp_path)  # fmt: skip
     writer.stop.set()
     writer.join(timeout=60)
@@ -86,7 +91,7 @@ def test_migrate_refuses_writes_during_the_copy_and_loses_none(
     assert refused, "the writer never ran during the pause"
     assert {code for _, status, code in writer.answers if status == 503} == {"read_only"}
     first, last = refused[0], refused[-1]
-    # One writer, one replica: between the first and the last refusal nothing was accepted.
+    # One sequential writer: between the first and the last refusal nothing was accepted.
     assert all(status == 503 for _, status, _ in writer.answers[first : last + 1])
     before = {t for t, status, _ in writer.answers[:first] if status == 201}
     after = {t for t, status, _ in writer.answers[last + 1 :] if status == 201}
@@ -95,10 +100,10 @@ def test_migrate_refuses_writes_during_the_copy_and_loses_none(
     # Every write acknowledged before the pause is in the target, and nothing else is.
     assert target_tenants(target_dir, tmp_path) == before
     # The source holds exactly the acknowledged writes: none lost, none half-applied.
-    with hub.client() as client:
-        listed = client.get("/tenants", params={"limit": 1000}).json()
-        ids = {t["tenant_id"] for t in listed["tenants"]}
-    assert ids == before | after
+    for replica in (hub, replica_b):
+        with replica.client() as client:
+            listed = client.get("/tenants").json()
+            assert {t["tenant_id"] for t in listed["tenants"]} == before | after
 
     # A migrate that fails (the target is not empty now) still lifts its pause.
     again = cli("migrate", "--to", "embedded", "--data-dir", str(target_dir), *connection,
