@@ -432,6 +432,10 @@ def _pause_writes(args: argparse.Namespace) -> tuple[bool, float] | str:
     answer = _maintenance(args, "PUT", body)
     if isinstance(answer, str):
         return f"cannot pause writes: {answer}"
+    if answer.get("replica", {}).get("drained") is False:
+        # A write accepted before the pause is still running: the snapshot could miss it.
+        _resume_writes(args)
+        return "cannot pause writes: the hub's writes under way did not finish in time"
     print(f"# writes paused (reason: {body['reason']}); reads and heartbeats continue")
     return True, t0
 
