@@ -339,6 +339,8 @@ def _migrate(args: argparse.Namespace) -> int:
             time.sleep(args.settle)
         problem = _replicas_paused(args)
         code = _fail(problem) if problem else _copy(args, settings, paused=True)
+    except KeyboardInterrupt:
+        code = _fail("interrupted: the target may hold part of the copy (rerun with --force)", 130)
     finally:
         signal.signal(signal.SIGTERM, previous)
         # Always lift the pause we put (a copy that failed or was interrupted included);
@@ -355,6 +357,7 @@ def _migrate(args: argparse.Namespace) -> int:
             print(f"# writes were paused for {time.monotonic() - t0:.3f} s", file=sys.stderr)
         else:
             print("# writes stay paused: the hub was already read-only before migrate")
+        sys.stdout.flush()
     return code
 
 
@@ -436,7 +439,7 @@ def _pause_writes(args: argparse.Namespace) -> tuple[bool, float] | str:
         # A write accepted before the pause is still running: the snapshot could miss it.
         _resume_writes(args)
         return "cannot pause writes: the hub's writes under way did not finish in time"
-    print(f"# writes paused (reason: {body['reason']}); reads and heartbeats continue")
+    print(f"# writes paused (reason: {body['reason']}); reads and heartbeats continue", flush=True)
     return True, t0
 
 

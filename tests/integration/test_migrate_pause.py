@@ -4,6 +4,9 @@ acknowledged write is lost or half-applied (issue 14)."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -115,3 +118,40 @@ def test_migrate_refuses_writes_during_the_copy_and_loses_none(
         resp = client.post("/tenants", json={"tenant_id": "late", "subscription_tier": "pro"})
         assert resp.status_code == 201, resp.text
         assert client.get("/admin/maintenance").json()["read_only"] is False
+
+
+def test_an_interrupted_migrate_lifts_its_pause(
+    tmp_path: Path, hub_processes: Callable[..., HubProcess]
+) -> None:
+    hub = hub_processes(args=["--data-dir", str(tmp_path / "source")]).start()
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(TEST_ADMIN_TOKEN)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2])}
+    # A long settle keeps migrate inside its pause until the signal comes.
+    cmd = [sys.executable, "-m", "facade.cli.main", "migrate", "--to", "embedded",
+           "--data-dir", str(tmp_path / "target"), "--url", hub.url,
+           "--token-file", str(token_file), "--settle", "60"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert "writes paused" in proc.stdout.readline()
+        with hub.client() as client:
+            refused = client.post("/tenants", json={"tenant_id": "x", "subscription_tier": "pro"})
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "read_only"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert "writes resumed" in out
+    with hub.client() as client:
+        assert client.get("/admin/maintenance").json()["read_only"] is False
+        accepted = client.post("/tenants", json={"tenant_id": "x", "subscription_tier": "pro"})
+        assert accepted.status_code == 201, accepted.text
+    assert not (tmp_path / "target").exists() or not any((tmp_path / "target").iterdir())
