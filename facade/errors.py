@@ -36,7 +36,6 @@ STATUS_BY_ERROR: dict[type[e.HubError], int] = {
     e.PreconditionFailed: 412,
     e.RateLimited: 429,
     e.ServiceUnavailable: 503,
-    e.ReadOnly: 503,
     e.BackendUnavailable: 503,
     e.RevisionCompacted: 503,
     e.HubError: 500,

@@ -194,12 +194,6 @@ class NoHealthyEndpoint(ServiceUnavailable):
     code = "no_healthy_endpoint"
 
 
-class CircuitOpen(ServiceUnavailable):
-    """The service's circuit is OPEN for the caller's tier; ``details.retry_at`` says until when."""
-
-    code = "circuit_open"
-
-
 class ReadOnly(ServiceUnavailable):
     """The hub is in maintenance (read-only) mode: writes are refused, nothing was written.
 
@@ -209,6 +203,12 @@ class ReadOnly(ServiceUnavailable):
     """
 
     code = "read_only"
+
+
+class CircuitOpen(ServiceUnavailable):
+    """The service's circuit is OPEN for the caller's tier; ``details.retry_at`` says until when."""
+
+    code = "circuit_open"
 
 
 class BackendUnavailable(HubError):
