@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from adapters import Backend
 from facade.access.audit import AuditMiddleware
+from facade.coordination.maintenance import ReadOnlyGuard
 from facade.errors import RequestLimits, install_error_handlers
 from facade.routers import (
     admin,
@@ -24,6 +25,7 @@ from facade.routers import config as config_routes
 from facade.routers import error_reports as error_routes
 from facade.routers import health as health_routes
 from facade.routers import hub as hub_routes
+from facade.routers import maintenance as maintenance_routes
 from facade.routers import telemetry as telemetry_routes
 from facade.runtime import Hub
 from facade.settings import HubSettings, load_settings
@@ -56,6 +58,7 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.state.hub = hub
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(ReadOnlyGuard, mode=hub.maintenance)  # inside the limits and audit
     app.add_middleware(
         RequestLimits,
         max_body_bytes=settings.max_body_bytes,
@@ -77,4 +80,5 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.include_router(backups.router)
     app.include_router(coordination.router)
     app.include_router(telemetry_routes.router)
+    app.include_router(maintenance_routes.router)
     return app

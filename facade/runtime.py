@@ -15,6 +15,7 @@ from facade.access.rate_limits import RateLimiter
 from facade.access.tokens import TOKENS_PREFIX, AccessControl, GrantWatch, TokenService
 from facade.circuits.breakers import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
 from facade.coordination.backups import BackupScheduler
+from facade.coordination.maintenance import MaintenanceMode
 from facade.coordination.system_backups import RUNS_PREFIX, SystemBackups
 from facade.discovery.circuit_status import CircuitService
 from facade.discovery.lookup import DiscoveryService
@@ -244,6 +245,8 @@ class Hub:
             )
             self.view.add_listener(LEADER_PREFIX, self.system_backups.election)
             self.view.add_listener(RUNS_PREFIX, self.system_backups)
+        # Read-only mode for migrations: one key, read from this replica's view.
+        self.maintenance = MaintenanceMode(self.backend, self.view)
 
     def _init_telemetry(self, settings: HubSettings) -> None:
         """The telemetry store, its ingest and the predictive scaling built on it."""

@@ -200,6 +200,17 @@ class NoHealthyEndpoint(ServiceUnavailable):
     code = "no_healthy_endpoint"
 
 
+class ReadOnly(ServiceUnavailable):
+    """The hub is in maintenance (read-only) mode: writes are refused, nothing was written.
+
+    ``details`` holds the operator's ``reason``, ``since`` and ``retry_after`` (seconds,
+    also sent as ``Retry-After``). Reads, streams and heartbeats keep working; retry the
+    write later (``central-hub migrate`` turns the mode off when its copy is done).
+    """
+
+    code = "read_only"
+
+
 class CircuitOpen(ServiceUnavailable):
     """The service's circuit is OPEN for the caller's tier; ``details.retry_at`` says until when."""
 

@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,27 @@ def add_commands(
     migrate.add_argument("--consul-address", help="--to consul: the agent's HTTP address")
     migrate.add_argument("--force", action="store_true", help="replace a non-empty target")
     migrate.add_argument("--audit", action="store_true", help="copy the audit log too")
+    migrate.add_argument(
+        "--no-pause",
+        action="store_true",
+        help="do not make the hub read-only during the copy (writes made meanwhile may be "
+        "missing from the target)",
+    )
+    migrate.add_argument(
+        "--replica",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another replica of the same hub (repeatable): before copying, wait until it "
+        "refuses writes and has finished the ones it had accepted",
+    )
+    migrate.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds to wait after pausing writes, for every replica to see the pause and "
+        "finish the writes it had accepted (default 1)",
+    )
 
 
 @dataclass(frozen=True)
@@ -231,23 +254,30 @@ def _restore(args: argparse.Namespace) -> int:
     return _restore_into(settings, backup, force=args.force)
 
 
-def _restore_into(settings: Any, backup: Any, *, force: bool) -> int:
+def _restore_into(settings: Any, backup: Any, *, force: bool, verify: bool = False) -> int:
     from adapters import create_backend
-    from facade.coordination.backups import LEASES_NOTE, restore_backup
+    from facade.coordination.backups import LEASES_NOTE, create_backup, restore_backup
 
-    async def go() -> Any:
+    async def go() -> tuple[Any, list[str]]:
         backend = create_backend(settings.backend, **settings.backend_options())
         await backend.open()
         try:
-            return await restore_backup(backend, backup, force=force)
+            report = await restore_backup(backend, backup, force=force)
+            # Read the target back: every key of the snapshot, with the same value.
+            problems = differences(backup.items, (await create_backup(backend)).items)
+            return report, problems if verify else []
         finally:
             await backend.close()
 
     try:
-        report = asyncio.run(go())
+        report, problems = asyncio.run(go())
     except HubError as exc:
         return _fail(f"restore refused: {exc.message}")
+    if problems:
+        return _fail(f"the target does not match the snapshot: {'; '.join(problems[:5])}")
     body = report.as_dict() | {"backend": settings.backend, "leases": LEASES_NOTE}
+    if verify:
+        body["verified_keys"] = len(backup.items)
     if not report.revisions_kept:
         body["note"] = (
             "keys got new revisions: config and tenant versions (ETags) differ from the "
@@ -255,6 +285,17 @@ def _restore_into(settings: Any, backup: Any, *, force: bool) -> int:
         )
     print(json.dumps(body, indent=2))
     return 0
+
+
+def differences(expected: list[Any], actual: list[Any]) -> list[str]:
+    """How the keys read back from a target differ from a snapshot's (empty: identical)."""
+    want = {kv.key: kv.value for kv in expected}
+    have = {kv.key: kv.value for kv in actual}
+    problems = [f"{key} missing" for key in sorted(want.keys() - have.keys())]
+    problems += [f"{key} unexpected" for key in sorted(have.keys() - want.keys())]
+    both = sorted(want.keys() & have.keys())
+    problems += [f"{key} differs" for key in both if want[key] != have[key]]
+    return problems
 
 
 # -- migrate ---------------------------------------------------------------------------
@@ -276,7 +317,6 @@ def target_settings_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from facade.coordination.backup_file import read_backup_file
     from facade.settings import SettingsError
 
     required = {"embedded": "data_dir", "etcd": "etcd_endpoints"}.get(args.to)
@@ -286,6 +326,49 @@ def _migrate(args: argparse.Namespace) -> int:
         settings = _settings(args, backend=args.to)
     except SettingsError as exc:
         return _fail(str(exc), 2)
+    if args.no_pause:
+        return _copy(args, settings, paused=False)
+    started = _pause_writes(args)
+    if isinstance(started, str):
+        return _fail(f"{started}; nothing was copied (--no-pause copies without pausing)")
+    paused_here, t0 = started
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    code = 1
+    try:
+        if args.settle > 0:
+            time.sleep(args.settle)
+        problem = _replicas_paused(args)
+        code = _fail(problem) if problem else _copy(args, settings, paused=True)
+    except KeyboardInterrupt:
+        code = _fail("interrupted: the target may hold part of the copy (rerun with --force)", 130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        # Always lift the pause we put (a copy that failed or was interrupted included);
+        # a pause the operator had already set stays theirs to lift.
+        if paused_here:
+            problem = _resume_writes(args)
+            if problem:
+                print(
+                    f"central-hub: WARNING: writes are still paused: {problem}; turn the "
+                    "mode off with DELETE /admin/maintenance (admin token)",
+                    file=sys.stderr,
+                )
+                code = code or 1
+            print(f"# writes were paused for {time.monotonic() - t0:.3f} s", file=sys.stderr)
+        else:
+            print("# writes stay paused: the hub was already read-only before migrate")
+        sys.stdout.flush()
+    return code
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _copy(args: argparse.Namespace, settings: Any, *, paused: bool) -> int:
+    """Snapshot the running hub, restore into the target, verify it; print the settings."""
+    from facade.coordination.backup_file import read_backup_file
+
     with tempfile.TemporaryDirectory(prefix="hub-migrate-") as tmp:
         path = Path(tmp) / "snapshot.jsonl.gz"
         problem = _download(args, path)
@@ -295,10 +378,10 @@ def _migrate(args: argparse.Namespace) -> int:
             backup = read_backup_file(path)
         except HubError as exc:
             return _fail(exc.message)
-    code = _restore_into(settings, backup, force=args.force)
+    code = _restore_into(settings, backup, force=args.force, verify=True)
     if code:
         return code
-    later = _source_revision(args)
+    later = None if paused else _source_revision(args)
     print("# then restart every hub replica with:")
     for name, value in target_settings_env(args).items():
         print(f"{name}={value}")
@@ -308,11 +391,85 @@ def _migrate(args: argparse.Namespace) -> int:
         print(
             f"central-hub: warning: the source's revision moved after the snapshot "
             f"({backup.revision} -> {later}); writes made since are not in the target "
-            "unless they were health or heartbeat changes: pause writers and rerun with "
-            "--force to be sure",
+            "unless they were health or heartbeat changes: rerun without --no-pause "
+            "and with --force to be sure",
             file=sys.stderr,
         )
     return 0
+
+
+def _maintenance(args: argparse.Namespace, method: str, body: Any = None) -> dict[str, Any] | str:
+    """One call to ``/admin/maintenance``: the answer, or why it failed."""
+    import httpx
+
+    from shared.errors import error_from_payload
+
+    target = _admin_client_args(args)
+    if isinstance(target, str):
+        return target
+    url, headers = target
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            resp = client.request(method, "/admin/maintenance", json=body)
+    except httpx.HTTPError as exc:
+        return f"cannot reach the hub at {url}: {exc}"
+    try:
+        payload = resp.json()
+    except ValueError:
+        payload = None
+    if resp.status_code >= 400 or not isinstance(payload, dict):
+        assert _connection is not None
+        return _connection.describe_error(error_from_payload(payload))
+    return payload
+
+
+def _pause_writes(args: argparse.Namespace) -> tuple[bool, float] | str:
+    """Make the hub read-only; (whether this call turned it on, when), or why it failed."""
+    now = _maintenance(args, "GET")
+    if isinstance(now, str):
+        return f"cannot pause writes: {now}"
+    if now.get("read_only"):
+        return False, time.monotonic()
+    t0 = time.monotonic()
+    body = {"read_only": True, "reason": f"central-hub migrate to {args.to}", "retry_after": 10}
+    answer = _maintenance(args, "PUT", body)
+    if isinstance(answer, str):
+        return f"cannot pause writes: {answer}"
+    if answer.get("replica", {}).get("drained") is False:
+        # A write accepted before the pause is still running: the snapshot could miss it.
+        _resume_writes(args)
+        return "cannot pause writes: the hub's writes under way did not finish in time"
+    print(f"# writes paused (reason: {body['reason']}); reads and heartbeats continue", flush=True)
+    return True, t0
+
+
+def _replicas_paused(args: argparse.Namespace, timeout: float = 30.0) -> str | None:
+    """Wait until every ``--replica`` refuses writes and has none in flight; or why not."""
+    for url in args.replica:
+        replica = argparse.Namespace(**{**vars(args), "url": url})
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = _maintenance(replica, "GET")
+            if isinstance(answer, str):
+                return f"replica {url}: {answer}; nothing was copied"
+            in_flight = answer.get("replica", {}).get("in_flight_writes")
+            if answer.get("read_only") and in_flight == 0:
+                break
+            if time.monotonic() > deadline:
+                return (
+                    f"replica {url} did not settle in {timeout:.0f} s (read_only="
+                    f"{answer.get('read_only')}, in-flight writes={in_flight}); nothing was copied"
+                )
+            time.sleep(0.05)
+    return None
+
+
+def _resume_writes(args: argparse.Namespace) -> str | None:
+    answer = _maintenance(args, "DELETE")
+    if isinstance(answer, str):
+        return answer
+    print("# writes resumed")
+    return None
 
 
 def _source_revision(args: argparse.Namespace) -> int | None:

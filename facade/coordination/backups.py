@@ -25,6 +25,7 @@ from typing import Any
 from adapters import AuditQuery, AuditRecord, Backend, KeyValue
 from adapters.base import CATALOG_PREFIX, RESTORE_SCRATCH_KEY
 from facade.coordination.backup_file import FORMAT_NAME, FORMAT_VERSION, Backup, write_backup
+from facade.coordination.maintenance import MAINTENANCE_KEY
 from facade.state.catalog import HEALTH_PREFIX
 from facade.state.leader_election import LEADER_PREFIX, LeaderElection
 from shared.errors import HubError
@@ -57,7 +58,8 @@ def select_items(items: list[KeyValue]) -> tuple[list[KeyValue], int]:
             if kv.key.startswith(CATALOG_PREFIX):
                 dropped_instances.add(kv.key[len(CATALOG_PREFIX) :])
             continue
-        if kv.key == RESTORE_SCRATCH_KEY:
+        if kv.key in (RESTORE_SCRATCH_KEY, MAINTENANCE_KEY):
+            # A backup taken during a migration must not bring the target up read-only.
             continue
         kept.append(kv)
     # Health of an instance that is not kept would describe nothing after a restore.
