@@ -177,22 +177,23 @@ class ModelCache:
     async def _refit(self, key: SeriesKey, step: float, horizon: int) -> None:
         # The write count is read before the points: a point written in between makes the
         # new model look one point older than it is, never younger.
-        stats = await self.store.stats(key)
+        stats: SeriesStats | None = None
         try:
+            stats = await self.store.stats(key)
             points = await self._points(key, horizon, for_fit=True)
             loop = asyncio.get_running_loop()
             fitted = await loop.run_in_executor(
                 self.executor, functools.partial(self._fit, key, points, step, horizon)
             )
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # the old model keeps answering; say why in the answer
             log.exception("background refit of %s failed", key)
             cached = self._models.get(key)
             if cached is not None:
-                cached.writes = stats.writes  # next try after another refit_points points
+                if stats is not None:
+                    cached.writes = stats.writes  # next try after another refit_points points
                 cached.refit_error = f"{type(exc).__name__}: {exc}"
             return
+        assert stats is not None
         async with self._locks.setdefault(key, asyncio.Lock()):
             current = self._models.get(key)
             # A request may have refitted synchronously for another horizon meanwhile.
