@@ -25,6 +25,7 @@ import tempfile
 import time
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -72,8 +73,8 @@ def register(client: httpx.Client, service: str) -> None:
 
 
 def ask_until_settled(
-    client: httpx.Client, body: dict[str, object]
-) -> tuple[dict[str, object], dict[str, object], float]:
+    client: httpx.Client, body: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], float]:
     """The immediate answer, and the answer once the background refit it started (if
     any) has replaced the model; the time until then. The settled answer comes from the
     model the hub used to fit inside the request before refits moved to the background."""
@@ -81,7 +82,7 @@ def ask_until_settled(
     resp = client.post("/services/scale/predict", json=body)
     resp.raise_for_status()
     first = settled = resp.json()
-    while settled["model"]["fit_age"]["refitting"]:  # type: ignore[index]
+    while settled["model"]["fit_age"]["refitting"]:
         time.sleep(0.02)
         resp = client.post("/services/scale/predict", json=body)
         resp.raise_for_status()
@@ -111,7 +112,7 @@ def replay(client: httpx.Client, trace: str, index: int) -> tuple[Score, Score]:
         )
         settled_score.seconds.append(seconds)
         for score, body in ((settled_score, settled), (immediate_score, first)):
-            forecast: list[dict[str, float]] = body["forecast"]  # type: ignore[assignment]
+            forecast: list[dict[str, float]] = body["forecast"]
             score.add(
                 values[cut : cut + HORIZON],
                 [p["value"] for p in forecast],
@@ -119,7 +120,7 @@ def replay(client: httpx.Client, trace: str, index: int) -> tuple[Score, Score]:
                 [p["upper"] for p in forecast],
                 values[:cut],
                 lag,
-                body["model"]["name"],  # type: ignore[index]
+                body["model"]["name"],
             )
     return settled_score, immediate_score
 
