@@ -357,6 +357,7 @@ class Hub:
             # Never half a bootstrap: let the transaction and the token file finish.
             await asyncio.wait({self._bootstrap_step}, timeout=BOOTSTRAP_SHUTDOWN_WAIT)
         await self.view.stop()
+        await self.scaling.close()  # background forecast refits read the telemetry store
         await self.telemetry_store.close()
         if self.owns_backend:
             await self.backend.close()

@@ -252,7 +252,8 @@ class HubSettings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="Points written to a series after which its cached forecast model is "
-        "refitted (model choice and backtest again).",
+        "refitted in the background (model choice and backtest again); answers meanwhile "
+        "come from the cached model.",
     )
     forecast_library: bool = Field(
         True,

@@ -1,10 +1,12 @@
 """``POST /services/scale/predict``: forecast a service's load and recommend instances.
 
 The forecast comes from :mod:`facade.telemetry.forecasting` over the telemetry store's
-series (service, metric, tenant). Fitted models are cached per series and refitted when
-``refit_points`` points were written to the series since the fit; between refits the
-cached model's parameters are re-applied to the newest history (cheap), so every answer
-starts one step after the newest point.
+series (service, metric, tenant). Fitted models are cached per series
+(:mod:`facade.telemetry.model_cache`): only the first fit happens in a request; once
+``refit_points`` points were written since the fit, the series is refitted in the
+background while requests answer from the cached model, its parameters re-applied to the
+newest history (cheap), so every answer starts one step after the newest point and says
+how old its fit is (``model.fit_age``).
 
 Recommendation (documented in docs/predictive-scaling.md):
 
@@ -24,29 +26,22 @@ from __future__ import annotations
 import asyncio
 import math
 import statistics
-from collections import OrderedDict
-from dataclasses import dataclass
+from concurrent.futures import Executor
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from facade.discovery.lookup import DiscoveryService
 from facade.models import TENANT_ID_PATTERN, ServiceName
-from facade.telemetry.forecasting import (
-    BACKTEST_ORIGINS,
-    MAX_WINDOW,
-    FittedSeries,
-    fit_series,
-    infer_step,
-)
+from facade.telemetry.forecasting import MAX_WINDOW, FittedSeries, infer_step
 from facade.telemetry.ingest import COUNT_METRICS, METRIC_PATTERN
+from facade.telemetry.model_cache import CachedModel, ModelCache
 from facade.telemetry.store import SeriesKey, SeriesStats, TelemetryStore
 from facade.tenancy.config_store import ConfigService
 from shared.errors import InvalidRequest
 from shared.tenancy import TenantContext
 
 MAX_HORIZON_STEPS = 2_000
-CACHE_SIZE = 1_024
 KNEE_RISE = 1.5
 """Latency this many times its low-load baseline marks the capacity knee."""
 
@@ -74,16 +69,6 @@ class ScalePredictRequest(BaseModel):
     )
 
 
-@dataclass(slots=True)
-class _Cached:
-    fitted: FittedSeries
-    writes: int
-    count: int
-    last_ts: float | None
-    answer: tuple[int, list[dict[str, float]]] | None = None
-    """(the series' write count it was computed at, the forecast)."""
-
-
 class ScalingService:
     """Forecasts from the telemetry store and turns them into instance counts."""
 
@@ -95,16 +80,23 @@ class ScalingService:
         *,
         refit_points: int = 60,
         use_library: bool | None = None,
+        refit_executor: Executor | None = None,
     ) -> None:
         self.store = store
         self.discovery = discovery
         self.config = config
-        self.refit_points = refit_points
-        self.use_library = use_library
-        self._cache: OrderedDict[SeriesKey, _Cached] = OrderedDict()
-        self._locks: dict[SeriesKey, asyncio.Lock] = {}
-        self.fits = 0
+        self.models = ModelCache(
+            store, refit_points=refit_points, use_library=use_library, executor=refit_executor
+        )
+
+    @property
+    def fits(self) -> int:
         """Full fits done (model selection and backtest): for tests and benchmarks."""
+        return self.models.fits
+
+    async def close(self) -> None:
+        """Stop the background refits."""
+        await self.models.close()
 
     async def predict(self, req: ScalePredictRequest, ctx: TenantContext) -> dict[str, Any]:
         """The whole answer; raises ServiceNotFound, TierNotAllowed or InvalidRequest."""
@@ -125,7 +117,8 @@ class ScalingService:
                     }
                 },
             )
-        fitted, forecast = await self._forecast(key, stats, req.horizon_seconds)
+        cached, forecast = await self._forecast(key, stats, req.horizon_seconds)
+        fitted = cached.fitted
         current = len(service["instances"])
         healthy = int(service.get("healthy_instances", current))
         limits = self.tenant_limits(ctx)
@@ -174,66 +167,37 @@ class ScalingService:
                 "library": "statsforecast" if fitted.library else None,
                 "fitted_points": fitted.fitted_points,
                 "fit_seconds": round(fitted.fit_seconds, 4),
+                "fit_age": self.models.age(key, cached, stats),
             },
             "backtest": fitted.backtest(),
         }
 
     async def _forecast(
         self, key: SeriesKey, stats: SeriesStats, horizon_seconds: float
-    ) -> tuple[FittedSeries, list[dict[str, float]]]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            recent = await self.store.query(key, limit=1_000)
-            step = infer_step([p[0] for p in recent])
-            horizon = max(1, min(MAX_HORIZON_STEPS, math.ceil(horizon_seconds / step - 1e-9)))
-            cached = self._cache.get(key)
-            if cached is not None and (
-                cached.fitted.horizon != horizon
-                or cached.fitted.step != step
-                or stats.writes - cached.writes >= self.refit_points
-                or stats.count < cached.count
-            ):
-                cached = None
-            # A refit needs the backtest's origins before the fitting window; a cached
-            # model only the window it forecasts from.
-            limit = MAX_WINDOW + (BACKTEST_ORIGINS * horizon if cached is None else 0)
-            points = await self.store.query(key, limit=limit)
-            ts = [p[0] for p in points]
-            values = [p[1] for p in points]
-            if cached is None:
-                fitted = await asyncio.to_thread(
-                    fit_series,
-                    values,
-                    step,
-                    horizon,
-                    nonnegative=key.metric in COUNT_METRICS,
-                    use_library=self.use_library,
-                )
-                self.fits += 1
-                cached = _Cached(fitted, stats.writes, stats.count, stats.last_ts)
-                self._cache[key] = cached
-                while len(self._cache) > CACHE_SIZE:
-                    old, _ = self._cache.popitem(last=False)
-                    self._locks.pop(old, None)
-            self._cache.move_to_end(key)
-            if cached.answer is not None and cached.answer[0] == stats.writes:
-                return cached.fitted, cached.answer[1]
-            out = await asyncio.to_thread(
-                cached.fitted.forecast, values, nonnegative=key.metric in COUNT_METRICS
-            )
-            last = ts[-1]
-            forecast = [
-                {
-                    "ts": round(last + (k + 1) * step, 3),
-                    "value": _round(m),
-                    "lower": _round(lo),
-                    "upper": _round(hi),
-                }
-                for k, (m, lo, hi) in enumerate(zip(out.mean, out.lower, out.upper, strict=True))
-            ]
-            cached.answer = (stats.writes, forecast)
-            cached.count = stats.count
-            return cached.fitted, forecast
+    ) -> tuple[CachedModel, list[dict[str, float]]]:
+        recent = await self.store.query(key, limit=1_000)
+        step = infer_step([p[0] for p in recent])
+        horizon = max(1, min(MAX_HORIZON_STEPS, math.ceil(horizon_seconds / step - 1e-9)))
+        cached, points = await self.models.model(key, stats, step, horizon)
+        if cached.answer is not None and cached.answer[0] == stats.writes:
+            return cached, cached.answer[1]
+        out = await asyncio.to_thread(
+            cached.fitted.forecast,
+            [p[1] for p in points],
+            nonnegative=key.metric in COUNT_METRICS,
+        )
+        last = points[-1][0]
+        forecast = [
+            {
+                "ts": round(last + (k + 1) * step, 3),
+                "value": _round(m),
+                "lower": _round(lo),
+                "upper": _round(hi),
+            }
+            for k, (m, lo, hi) in enumerate(zip(out.mean, out.lower, out.upper, strict=True))
+        ]
+        cached.answer = (stats.writes, forecast)
+        return cached, forecast
 
     def tenant_limits(self, ctx: TenantContext) -> dict[str, Any]:
         """The tenant's ``scaling_limits`` from its effective config (tier defaults,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.forecast import post_range, register
+from bench.forecast import ask_until_settled, post_range, register
 from bench.forecast_traces import HORIZON, Score, load_trace, seasonal_lag
 from tests.processes import HubProcess
 
@@ -28,14 +28,23 @@ def test_replayed_trace_is_forecast_no_worse_than_naive(tmp_path: Path) -> None:
             for cut in (3_000, 3_300, 3_600, 3_900):
                 post_range(client, "cpu-trace", ts, values, sent, cut)
                 sent = cut
-                resp = client.post(
-                    "/services/scale/predict",
-                    params={"service_name": "cpu-trace"},
-                    json={"horizon_seconds": HORIZON * 300, "capacity_per_instance": 25},
+                # After the first fit the new points start a background refit: the
+                # immediate answer comes from the cached model, the settled one from the
+                # model fitted on the points up to the cut-off.
+                first, body, _ = ask_until_settled(
+                    client,
+                    {
+                        "service_name": "cpu-trace",
+                        "horizon_seconds": HORIZON * 300,
+                        "capacity_per_instance": 25,
+                    },
                 )
-                assert resp.status_code == 200, resp.text
-                body = resp.json()
-                forecast = body["forecast"]
+                immediate = first["model"]["fit_age"]
+                assert immediate["points_since_fit"] == (0 if cut == 3_000 else 300)
+                assert first["forecast"][0]["ts"] == ts[cut - 1] + 300
+                assert body["model"]["fit_age"]["points_since_fit"] == 0
+                assert body["model"]["fitted_points"] == cut
+                forecast: list[dict[str, float]] = body["forecast"]
                 assert len(forecast) == HORIZON
                 assert forecast[0]["ts"] == ts[cut - 1] + 300
                 assert body["history"]["points"] == cut
