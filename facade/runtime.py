@@ -14,6 +14,7 @@ from facade.access.audit import AuditLog, AuditMetrics
 from facade.access.rate_limits import RateLimiter
 from facade.access.tokens import TOKENS_PREFIX, AccessControl, GrantWatch, TokenService
 from facade.circuits.breakers import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
+from facade.coordination.workflows import WorkflowService
 from facade.discovery.circuit_status import CircuitService
 from facade.discovery.lookup import DiscoveryService
 from facade.health.prober import HealthProber
@@ -66,6 +67,7 @@ class Hub:
         )
         self._init_tenancy(settings)
         self._init_access(settings)
+        self._init_coordination(settings)
         self._init_metrics()
         self._bootstrap_task: asyncio.Task[None] | None = None
         self._bootstrap_step: asyncio.Future[None] | None = None
@@ -214,6 +216,17 @@ class Hub:
             self.backend,
             retention_days=settings.audit_retention_days,
             max_records=settings.audit_max_records,
+        )
+
+    def _init_coordination(self, settings: HubSettings) -> None:
+        """Workflow plans (DESIGN.md 10)."""
+        self.workflows = WorkflowService(
+            self.backend,
+            self.view,
+            self.catalog,
+            self.discovery,
+            self.circuits,
+            visibility_timeout=settings.write_visibility_timeout,
         )
 
     def _init_metrics(self) -> None:
