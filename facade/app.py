@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from adapters import Backend
 from facade.access.audit import AuditMiddleware
 from facade.errors import RequestLimits, install_error_handlers
-from facade.routers import admin, circuits, coordination, monitoring, services, tenants
+from facade.routers import admin, circuits, coordination, deployments, monitoring, services, tenants
 from facade.routers import config as config_routes
 from facade.routers import error_reports as error_routes
 from facade.routers import health as health_routes
@@ -63,4 +63,5 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.include_router(error_routes.router)
     app.include_router(admin.router)
     app.include_router(coordination.router)
+    app.include_router(deployments.router)
     return app

@@ -183,6 +183,8 @@ class InstanceOut(BaseModel):
     ttl: int | None
     registered_at: str
     check: dict[str, object] = Field(description="The instance's health check, defaults resolved.")
+    draining: bool = Field(False, description="A deployment is replacing it: never offered.")
+    desired_version: str | None = Field(None, description="The version replacing it.")
 
 
 class ServiceOut(BaseModel):

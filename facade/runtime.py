@@ -14,6 +14,11 @@ from facade.access.audit import AuditLog, AuditMetrics
 from facade.access.rate_limits import RateLimiter
 from facade.access.tokens import TOKENS_PREFIX, AccessControl, GrantWatch, TokenService
 from facade.circuits.breakers import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
+from facade.coordination.deployments import (
+    DEPLOYMENTS_PREFIX,
+    DeploymentDriver,
+    DeploymentService,
+)
 from facade.coordination.workflows import WorkflowService
 from facade.discovery.circuit_status import CircuitService
 from facade.discovery.lookup import DiscoveryService
@@ -219,7 +224,26 @@ class Hub:
         )
 
     def _init_coordination(self, settings: HubSettings) -> None:
-        """Workflow plans (DESIGN.md 10)."""
+        """Workflow plans and deployments, driven by the elected replica (DESIGN.md 10)."""
+        self.deployments = DeploymentService(
+            self.backend,
+            self.view,
+            self.catalog,
+            self.circuits,
+            visibility_timeout=settings.write_visibility_timeout,
+        )
+        self.view.add_listener(DEPLOYMENTS_PREFIX, self.deployments)
+        self.deployment_driver = DeploymentDriver(
+            self.deployments, tick_seconds=settings.deployment_tick_seconds
+        )
+        self.deployment_election = LeaderElection(
+            self.backend,
+            "deployments",
+            ttl=settings.leader_ttl,
+            on_elected=self.deployment_driver.start,
+            on_demoted=self.deployment_driver.stop,
+        )
+        self.view.add_listener(LEADER_PREFIX, self.deployment_election)
         self.workflows = WorkflowService(
             self.backend,
             self.view,
@@ -260,6 +284,7 @@ class Hub:
             log.error("started without a backend sync; serving nothing until it returns")
         if self.prober_election is not None:
             await self.prober_election.start()
+        await self.deployment_election.start()
         await self.webhooks.start()
         if self.settings.dev:
             log.warning(
@@ -308,6 +333,8 @@ class Hub:
         """Stop probing (releasing leadership), stop following the backend and close it."""
         if self.prober_election is not None:
             await self.prober_election.stop()
+        await self.deployment_election.stop()
+        self.deployments.changes.close()  # ends deployment event streams
         self.config.changes.close()  # ends config streams and long polls
         await self.webhooks.stop()
         await self.audit.stop()  # stores the queued records while the backend is open

@@ -25,6 +25,15 @@ log = logging.getLogger("central_hub.catalog")
 
 STATUSES = ("healthy", "degraded", "critical")
 
+DRAINING_PREFIX = "draining/"
+"""Instances a deployment is replacing: ``draining/<service>/<instance>`` holds
+``{"desired_version", "deployment_id"}``. Discovery never offers a draining instance."""
+
+
+def draining_key(service: str, instance_id: str) -> str:
+    """Key of an instance's draining mark."""
+    return f"{DRAINING_PREFIX}{service}/{instance_id}"
+
 
 def health_key(service: str, instance_id: str) -> str:
     """Key of an instance's latest health result."""
@@ -200,6 +209,8 @@ class ServiceState:
         self.name = name
         self.instances: dict[str, Instance] = {}
         self.health: dict[str, dict[str, Any]] = {}
+        self.draining: dict[str, dict[str, Any]] = {}
+        """Draining marks by instance id (a deployment is replacing those instances)."""
         self._public: dict[str, Any] | None = None
         self._candidates: CandidateSet | None = None
         self._discovery: dict[str, Any] | None = None
@@ -254,7 +265,8 @@ class ServiceState:
             by_status: dict[str, list[Candidate]] = {"healthy": [], "degraded": []}
             for inst in sorted(self.instances.values(), key=lambda i: i.instance_id):
                 status = self.status_of(inst.instance_id)
-                if status in by_status:
+                # A draining instance is about to stop: never offered, from the mark on.
+                if status in by_status and inst.instance_id not in self.draining:
                     by_status[status].append(self._candidate(inst, status))
             if by_status["healthy"]:
                 self._candidates = CandidateSet(by_status["healthy"], False)
@@ -358,6 +370,8 @@ class ServiceState:
             "ttl": inst.ttl,
             "registered_at": inst.registered_at,
             "check": inst.check_spec.to_record(),
+            "draining": inst.instance_id in self.draining,
+            "desired_version": self.draining.get(inst.instance_id, {}).get("desired_version"),
         }
 
 
@@ -389,6 +403,8 @@ class CatalogIndex:
         for state in self.services.values():
             if prefix == CATALOG_PREFIX:
                 state.instances.clear()
+            elif prefix == DRAINING_PREFIX:
+                state.draining.clear()
             else:
                 state.health.clear()
             state.invalidate()
@@ -434,7 +450,7 @@ class CatalogIndex:
         return sum(len(s.instances) for s in self.services.values())
 
     def _split(self, key: str) -> tuple[str, str, str] | None:
-        for prefix in (CATALOG_PREFIX, HEALTH_PREFIX):
+        for prefix in (CATALOG_PREFIX, HEALTH_PREFIX, DRAINING_PREFIX):
             if key.startswith(prefix):
                 service, _, instance_id = key[len(prefix) :].partition("/")
                 if service and instance_id:
@@ -458,6 +474,8 @@ class CatalogIndex:
                 state.instances[instance_id] = Instance.from_record(data, revision=revision)
             except (KeyError, TypeError, ValueError):
                 log.warning("ignoring malformed instance record at %s", key)
+        elif prefix == DRAINING_PREFIX:
+            state.draining[instance_id] = data if isinstance(data, dict) else {}
         elif isinstance(data, dict):
             state.health[instance_id] = data
         state.invalidate()
@@ -473,12 +491,18 @@ class CatalogIndex:
         if prefix == CATALOG_PREFIX:
             self.catalog_version += 1
             state.instances.pop(instance_id, None)
+        elif prefix == DRAINING_PREFIX:
+            state.draining.pop(instance_id, None)
         else:
             state.health.pop(instance_id, None)
         state.invalidate()
 
     def _drop_empty(self) -> None:
-        for name in [n for n, s in self.services.items() if not s.instances and not s.health]:
+        for name in [
+            n
+            for n, s in self.services.items()
+            if not s.instances and not s.health and not s.draining
+        ]:
             del self.services[name]
 
 
@@ -498,4 +522,6 @@ class _PrefixListener:
 
 def catalog_listeners(index: CatalogIndex) -> list[tuple[str, _PrefixListener]]:
     """The (prefix, listener) pairs that keep ``index`` current."""
-    return [(p, _PrefixListener(index, p)) for p in (CATALOG_PREFIX, HEALTH_PREFIX)]
+    return [
+        (p, _PrefixListener(index, p)) for p in (CATALOG_PREFIX, HEALTH_PREFIX, DRAINING_PREFIX)
+    ]
