@@ -148,7 +148,8 @@ async def test_a_failing_new_version_stops_the_deployment(
     await make_critical(running_hub, backend_kind, BASE + 10, bad)
     failed = await until(api, dep["id"], lambda d: d["state"] == "failed")
     rollback = [e for e in failed["events"] if e["type"] == "rollback"]
-    assert rollback and rollback[0]["previous_version"] == "v1"
+    assert rollback
+    assert rollback[0]["previous_version"] == "v1"
     assert bad in {i["instance_id"] for i in rollback[0]["instances"]}
     assert "health check" in failed["reason"]
     # Later batches untouched: the v1 instances still serve and are not draining.
@@ -168,7 +169,8 @@ async def test_pause_resume_abort_and_the_last_healthy_instance(api: httpx.Async
     assert waiting["batch"] is None
     assert await offered(api) == {only}
     paused = await api.post(f"/deployments/{dep['id']}/pause")
-    assert paused.status_code == 200 and paused.json()["state"] == "paused"
+    assert paused.status_code == 200
+    assert paused.json()["state"] == "paused"
     assert_error(await api.post(f"/deployments/{dep['id']}/pause"), 409, "deployment_conflict")
     await register(api, BASE + 1, "v2")  # a healthy replacement appears while paused
     await asyncio.sleep(0.5)
