@@ -377,6 +377,7 @@ class Hub:
                 "instances": self.catalog.instance_count(),
             },
             "prober": self._prober_health(),
+            "deployments": self.deployment_election.describe(),
         }
 
     def _prober_health(self) -> dict[str, Any]:

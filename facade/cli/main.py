@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adapters.base import url_host
+from facade.cli.deploy import add_deploy_parser, deploy
 from facade.settings import HubSettings, SettingsError, load_settings
 from shared.errors import HubError
 
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list tokens (never secrets)", parents=[connection])
     revoke = actions.add_parser("revoke", help="revoke a token by id", parents=[connection])
     revoke.add_argument("token_id")
+    add_deploy_parser(sub, connection)
     return parser
 
 
@@ -81,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "token":
         return _token(args)
+    if args.command == "deploy":
+        return _deploy(args)
     return 2
 
 
@@ -163,6 +167,25 @@ def _token(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(resp.json(), indent=2))
     return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    url = getattr(args, "url", None) or _default_url()
+    token_file: Path = getattr(args, "token_file", None) or _default_token_file()
+    secret = os.environ.get("HUB_TOKEN")
+    if not secret:
+        try:
+            secret = token_file.read_text().strip()
+        except OSError as exc:
+            print(
+                f"central-hub: no admin token: set HUB_TOKEN or --token-file ({exc})",
+                file=sys.stderr,
+            )
+            return 2
+    code, error = deploy(args, url, secret)
+    if error is not None:
+        print(f"central-hub: {describe_error(error)}", file=sys.stderr)
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:
