@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 from examples.local_executor.executor import LocalExecutor
+from shared.client import HubClient
+from shared.errors import DeploymentActive
 from tests.processes import TEST_ADMIN_TOKEN, HubProcess
 
 pytestmark = pytest.mark.slow
@@ -108,12 +110,16 @@ class Sampler(threading.Thread):
         return problems
 
 
-def deploy(client: httpx.Client, **extra: Any) -> dict[str, Any]:
-    body = {"service": SERVICE, "version": "v2", "strategy": "rolling", "batch_size": 2}
-    resp = client.post("/deployments", json=body | extra)
-    assert resp.status_code == 201, resp.text
-    record: dict[str, Any] = resp.json()
-    return record
+def deploy(hub: HubProcess, **extra: Any) -> dict[str, Any]:
+    """The spec's call, through the shared client."""
+    with HubClient(hub.url, token=TEST_ADMIN_TOKEN) as central_hub:
+        record = central_hub.coordinate_deployment(
+            {"service": SERVICE, "version": "v2", "strategy": "rolling", "batch_size": 2} | extra
+        )
+        with pytest.raises(DeploymentActive):  # one active deployment per service
+            central_hub.coordinate_deployment({"service": SERVICE, "version": "v3"})
+        assert central_hub.get_deployment(record["id"])["id"] == record["id"]
+        return record
 
 
 def test_rolling_from_v1_to_v2_keeps_discovery_safe(hub: HubProcess, tmp_path: Path) -> None:
@@ -125,7 +131,7 @@ def test_rolling_from_v1_to_v2_keeps_discovery_safe(hub: HubProcess, tmp_path: P
                 executor.start("v1")
             wait_for_instances(client, 4, "v1")
             sampler.start()
-            dep = deploy(client, min_healthy_seconds=1.0)
+            dep = deploy(hub, min_healthy_seconds=1.0)
             assert [len(batch) for batch in dep["plan"]] == [2, 2]
             final = executor.follow(dep["id"], timeout=120)
             sampler.done.set()
@@ -156,7 +162,7 @@ def test_a_failing_v2_stops_the_deployment(hub: HubProcess, tmp_path: Path) -> N
             for _ in range(4):
                 executor.start("v1")
             wait_for_instances(client, 4, "v1")
-            dep = deploy(client, min_healthy_seconds=5.0)
+            dep = deploy(hub, min_healthy_seconds=5.0)
             later = set(dep["plan"][1])
             # The new version's health answers 503: the prober marks it critical.
             final = executor.follow(dep["id"], timeout=120, extra=["--broken"])
