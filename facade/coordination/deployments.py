@@ -33,7 +33,13 @@ from adapters import Backend, KeyValue, Put, WatchEvent
 from adapters.base import ChangeNotifier
 from facade.circuits.breakers import CircuitBreakers
 from facade.models import SERVICE_NAME_PATTERN, TENANT_ID_PATTERN
-from facade.state.catalog import DRAINING_PREFIX, CatalogIndex, ServiceState, draining_key
+from facade.state.catalog import (
+    DRAINING_PREFIX,
+    ROUTING_PREFIX,
+    CatalogIndex,
+    ServiceState,
+    draining_key,
+)
 from facade.state.view import StateView
 from shared.errors import (
     DeploymentActive,
@@ -50,9 +56,9 @@ log = logging.getLogger("central_hub.deployments")
 
 DEPLOYMENTS_PREFIX = "coordination/deployments/"
 ACTIVE_PREFIX = "coordination/deployments-active/"
-ACTIVE_STATES = frozenset({"running", "paused"})
+ACTIVE_STATES = frozenset({"running", "paused", "canary"})
 TERMINAL_STATES = frozenset({"succeeded", "failed", "aborted"})
-STATES = ("running", "paused", "succeeded", "failed", "aborted")
+STATES = ("running", "paused", "canary", "succeeded", "failed", "aborted")
 MAX_EVENTS = 1000
 """Events kept per deployment (the oldest are dropped; SSE resumes from what is kept)."""
 
@@ -63,6 +69,19 @@ TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]
 def deployment_key(deployment_id: str) -> str:
     """The key of one deployment record."""
     return f"{DEPLOYMENTS_PREFIX}{deployment_id}"
+
+
+def routing_key(service: str) -> str:
+    """The key of a service's canary routing (read by discovery through the catalog)."""
+    return f"{ROUTING_PREFIX}{service}/canary"
+
+
+def _deployment_of(kv: KeyValue) -> object:
+    try:
+        value = orjson.loads(kv.value)
+    except orjson.JSONDecodeError:
+        return None
+    return value.get("deployment_id") if isinstance(value, dict) else None
 
 
 def active_key(service: str) -> str:
@@ -77,8 +96,16 @@ class DeploymentIn(BaseModel):
 
     service: Annotated[str, StringConstraints(pattern=SERVICE_NAME_PATTERN)]
     version: Version = Field(description="The target version (instances register with it).")
-    strategy: Literal["rolling"] = Field(
-        "rolling", description="rolling (canary is not built yet: see docs/deployments.md)."
+    strategy: Literal["rolling", "canary"] = Field(
+        "rolling",
+        description="rolling; canary: replace the first batch, then offer the new version "
+        "only to `tenants` and `weight_percent` of answers until `promote`.",
+    )
+    weight_percent: int | None = Field(
+        None, ge=1, le=100, description="Canary: share of discovery answers given the new one."
+    )
+    tenants: list[TenantId] = Field(
+        default_factory=list, max_length=1000, description="Canary: tenants given the new one."
     )
     batch_size: int = Field(1, ge=1, le=1000, description="Old instances replaced per batch.")
     max_unavailable: int | None = Field(
@@ -98,6 +125,11 @@ class DeploymentIn(BaseModel):
     def _unavailable_is_a_limit(self) -> DeploymentIn:
         if self.max_unavailable is None:
             self.max_unavailable = self.batch_size
+        canary = self.weight_percent is not None or bool(self.tenants)
+        if self.strategy == "canary" and not canary:
+            raise ValueError("a canary needs weight_percent and/or tenants")
+        if self.strategy == "rolling" and canary:
+            raise ValueError("weight_percent and tenants are for strategy canary")
         return self
 
 
@@ -223,6 +255,9 @@ class DeploymentService:
                 else self.circuits.policies[tier].failure_rate
             ),
             "batch_timeout_seconds": body.batch_timeout_seconds,
+            "weight_percent": body.weight_percent,
+            "tenants": body.tenants,
+            "promoted": False,
             "plan": [old[i : i + batch] for i in range(0, len(old), batch)],
             "baseline": len(state.instances) - len(old),
             "state": "running",
@@ -234,6 +269,7 @@ class DeploymentService:
             "updated_at": iso_utc(now),
         }
         _event(record, "created", now, plan=record["plan"])
+        await self._release_finished(body.service)
         try:
             revision = await self.backend.put_all(
                 [
@@ -253,9 +289,27 @@ class DeploymentService:
         await self.view.wait_for(revision, self.visibility_timeout)
         return record
 
+    async def _release_finished(self, service: str) -> None:
+        """Drop the service's active name when it names a finished deployment (the
+        leader's sweep may not have run yet)."""
+        kv = self.view.get(active_key(service))
+        if kv is None:
+            return
+        named = self.view.get(deployment_key(kv.value.decode(errors="replace")))
+        if named is not None and orjson.loads(named.value)["state"] in ACTIVE_STATES:
+            return
+        with contextlib.suppress(RevisionConflict):
+            await self.backend.delete(kv.key, if_revision=kv.mod_revision)
+
     async def control(self, deployment_id: str, action: str) -> dict[str, Any]:
-        """``pause``, ``resume`` or ``abort`` (409 when the state does not allow it)."""
-        allowed = {"pause": {"running"}, "resume": {"paused"}, "abort": ACTIVE_STATES}
+        """``pause``, ``resume``, ``abort`` or ``promote`` (409 when the state does not
+        allow it). ``promote`` ends a canary: the rest continues as a rolling update."""
+        allowed = {
+            "pause": {"running"},
+            "resume": {"paused"},
+            "abort": ACTIVE_STATES,
+            "promote": {"canary"},
+        }
         for _ in range(20):
             record, kv = self._load(deployment_id)
             if record["state"] not in allowed[action]:
@@ -266,6 +320,10 @@ class DeploymentService:
             now = time.time()
             if action == "abort":
                 self._finish(record, "aborted", "aborted by hand", now)
+            elif action == "promote":
+                record["state"] = "running"
+                record["promoted"] = True
+                _event(record, "promoted", now)
             else:
                 record["state"] = "paused" if action == "pause" else "running"
                 _event(record, "paused" if action == "pause" else "resumed", now)
@@ -278,8 +336,8 @@ class DeploymentService:
                 await asyncio.sleep(0.02)  # the leader stepped it meanwhile: decide again
                 continue
             await self.view.wait_for(revision, self.visibility_timeout)
-            if record["state"] in TERMINAL_STATES:
-                await self.sweep()
+            if record["state"] != "paused":
+                await self.sweep()  # marks and canary routing it no longer needs, at once
             return record
         raise DeploymentActive(
             "the deployment kept changing; try again", details={"deployment_id": deployment_id}
@@ -321,8 +379,13 @@ class DeploymentService:
         was un-drained by a failure or abort); so does an active name that points at a
         finished deployment. Idempotent, so any replica may run it after a crash.
         """
-        active = {r["id"] for r, _ in self.active()}
+        running = self.active()
+        active = {r["id"] for r, _ in running}
+        canaries = {r["id"] for r, _ in running if r["state"] == "canary"}
         doomed = [
+            kv for kv in self.view.items(ROUTING_PREFIX) if _deployment_of(kv) not in canaries
+        ]
+        doomed += [
             kv
             for kv in self.view.items(ACTIVE_PREFIX)
             if kv.value.decode(errors="replace") not in active
@@ -376,31 +439,36 @@ class DeploymentService:
         await self.sweep()
 
     async def _step(self, record: dict[str, Any], kv: KeyValue, now: float) -> None:
-        if record["state"] != "running":
-            return
         before = orjson.dumps(record)
-        marks = self._advance(record, now)
+        if record["state"] == "running":
+            puts = self._advance(record, now)
+        elif record["state"] == "canary":
+            # The canary's instances serve real callers: the health gate still holds.
+            failure = self._failure(record, self.catalog.get(record["service"]), now)
+            if failure is not None:
+                self._finish(record, "failed", failure, now)
+            puts = []
+        else:
+            return
         after = orjson.dumps(record)
         if after == before:
             return
         record["updated_at"] = iso_utc(now)
         revision = await self.backend.put_all(
-            [
-                Put(kv.key, orjson.dumps(record), if_revision=kv.mod_revision),
-                *(Put(k, v, if_revision=0) for k, v in marks.items()),
-            ]
+            [Put(kv.key, orjson.dumps(record), if_revision=kv.mod_revision), *puts]
         )
         await self.view.wait_for(revision, self.visibility_timeout)
 
-    def _advance(self, record: dict[str, Any], now: float) -> dict[str, bytes]:
-        """One step of a running deployment; returns the draining marks to add."""
+    def _advance(self, record: dict[str, Any], now: float) -> list[Put]:
+        """One step of a running deployment; returns the other writes of the step
+        (draining marks, canary routing), made in one transaction with the record."""
         svc = self.catalog.get(record["service"])
         if record["batch"] is None:
             return self._start_batch(record, svc, now)
         failure = self._failure(record, svc, now)
         if failure is not None:
             self._finish(record, "failed", failure, now)
-            return {}
+            return []
         batch = record["batch"]
         instances = svc.instances if svc is not None else {}
         gone = all(m not in instances for m in batch["members"])
@@ -427,15 +495,30 @@ class DeploymentService:
             record["next_batch"] = batch["index"] + 1
             record["batch"] = None
             _event(record, "batch_completed", now, batch=batch["index"], healthy=proven)
-        return {}
+            if record["strategy"] == "canary" and not record["promoted"]:
+                return [self._enter_canary(record, now)]
+        return []
+
+    def _enter_canary(self, record: dict[str, Any], now: float) -> Put:
+        """Hold after the first batch: discovery offers the new version only to the
+        canary's tenants and share until ``promote``."""
+        record["state"] = "canary"
+        routing = {
+            "deployment_id": record["id"],
+            "version": record["version"],
+            "tenants": record["tenants"],
+            "weight_percent": record["weight_percent"],
+        }
+        _event(record, "canary", now, **{k: v for k, v in routing.items() if k != "deployment_id"})
+        return Put(routing_key(record["service"]), orjson.dumps(routing))
 
     def _start_batch(
         self, record: dict[str, Any], svc: ServiceState | None, now: float
-    ) -> dict[str, bytes]:
+    ) -> list[Put]:
         index = record["next_batch"]
         if index >= len(record["plan"]):
             self._finish(record, "succeeded", "every batch replaced", now)
-            return {}
+            return []
         instances = svc.instances if svc is not None else {}
         # Instances that went away by themselves are not drained (nor waited for).
         members = [iid for iid in record["plan"][index] if iid in instances]
@@ -452,7 +535,7 @@ class DeploymentService:
             if record.get("waiting") != index:
                 record["waiting"] = index
                 _event(record, "waiting", now, batch=index, reason="would drain the last healthy")
-            return {}
+            return []
         record["batch"] = {
             "index": index,
             "members": members,
@@ -460,10 +543,11 @@ class DeploymentService:
             "healthy_since": {},
         }
         _event(record, "batch_started", now, batch=index, instances=members)
-        marks: dict[str, bytes] = {}
+        marks: list[Put] = []
         for iid in members:
             mark = {"deployment_id": record["id"], "desired_version": record["version"]}
-            marks[draining_key(record["service"], iid)] = orjson.dumps(mark)
+            # if_revision=0: a mark already there means a step is being repeated: refuse.
+            marks.append(Put(draining_key(record["service"], iid), orjson.dumps(mark), 0))
             _event(
                 record, "draining", now, desired_version=record["version"], **_endpoint(svc, iid)
             )
@@ -488,8 +572,9 @@ class DeploymentService:
                         f"failure rate {rate} for the {tier} tier exceeds "
                         f"{record['max_failure_rate']}"
                     )
-        if now - record["batch"]["started_at"] > record["batch_timeout_seconds"]:
-            return f"batch {record['batch']['index']} not done within the batch timeout"
+        batch = record["batch"]
+        if batch is not None and now - batch["started_at"] > record["batch_timeout_seconds"]:
+            return f"batch {batch['index']} not done within the batch timeout"
         return None
 
 

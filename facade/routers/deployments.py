@@ -19,7 +19,7 @@ from shared import errors
 router = APIRouter(prefix="/deployments", tags=["deployments"])
 
 DeploymentIdPath = Annotated[str, Path(pattern=r"^dep-[0-9]{1,16}-[0-9a-f]{6}$")]
-State = Literal["running", "paused", "succeeded", "failed", "aborted"]
+State = Literal["running", "paused", "canary", "succeeded", "failed", "aborted"]
 
 
 @router.post(
@@ -58,11 +58,12 @@ async def get_deployment(
 )
 async def control_deployment(
     deployment_id: DeploymentIdPath,
-    action: Literal["pause", "resume", "abort"],
+    action: Literal["pause", "resume", "abort", "promote"],
     hub: HubDep,
     _: Administrator,
 ) -> JSONBytesResponse:
-    """Pause, resume or abort (abort stops and names the version to roll back to)."""
+    """Pause, resume, abort (stops and names the version to roll back to) or promote (a
+    canary continues as a rolling update)."""
     return json_response(await hub.deployments.control(deployment_id, action))
 
 

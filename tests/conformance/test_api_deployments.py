@@ -9,8 +9,9 @@ instance counts as healthy until a health record says otherwise.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -21,10 +22,34 @@ from facade.state.catalog import health_key
 from tests.conformance.conftest import RunningHub, assert_error
 
 BASE = 19200
+LISTENING: dict[int, int] = {}
+"""Test port -> a real listening port: Consul's agent checks instances itself, so they
+must answer a TCP check (a listening socket completes the handshake without accept)."""
+
+
+@pytest.fixture(autouse=True)
+def listening_ports() -> Iterator[None]:
+    sockets = []
+    for offset in [*range(4), *range(10, 14)]:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        sockets.append(sock)
+        LISTENING[BASE + offset] = sock.getsockname()[1]
+    yield
+    LISTENING.clear()
+    for sock in sockets:
+        sock.close()
 
 
 async def register(api: httpx.AsyncClient, port: int, version: str, **extra: Any) -> str:
-    body = {"name": "trading-engine", "host": "127.0.0.1", "port": port, "version": version}
+    body = {
+        "name": "trading-engine",
+        "host": "127.0.0.1",
+        "port": LISTENING.get(port, port),
+        "version": version,
+        "check": {"kind": "tcp"},
+    }
     resp = await api.post("/services/register", json=body | extra)
     assert resp.status_code in (200, 201), resp.text
     instance_id: str = resp.json()["instance_id"]
@@ -115,16 +140,19 @@ async def test_rolling_update_in_batches(api: httpx.AsyncClient) -> None:
     assert ids == [e["seq"] for e in done["events"] if e["seq"] > 3]
 
 
-async def make_critical(running_hub: RunningHub, backend_kind: str, port: int, iid: str) -> None:
+FAST_CHECK = {"kind": "tcp", "interval": 1, "timeout": 0.5, "failures_before_critical": 1}
+
+
+async def make_critical(running_hub: RunningHub, backend_kind: str, iid: str) -> None:
+    """Turn an instance registered with FAST_CHECK on a dead port critical."""
     hub = running_hub.hub
     if not hub.backend.capabilities.native_health_checks:
+        # What the hub's prober writes after failed probes (probing is off in this suite).
         record = {"status": "critical", "last_check": "2026-01-01T00:00:00Z"}
         await hub.backend.put(health_key("trading-engine", iid), orjson.dumps(record))
-        return
-    if backend_kind == "consul-contract":
+    elif backend_kind == "consul-contract":
         pytest.skip("the fake Consul agent runs no checks; the live agent's kind covers Consul")
-    check = {"kind": "tcp", "interval": 1, "timeout": 0.5, "failures_before_critical": 1}
-    await register(running_hub.client, port, "v2", check=check)
+    # On a live Consul the agent's own check of the dead port turns it critical.
 
 
 async def test_a_failing_new_version_stops_the_deployment(
@@ -144,8 +172,8 @@ async def test_a_failing_new_version_stops_the_deployment(
     await until(api, dep["id"], lambda d: d["batch"] is not None)
     for iid in first:
         await api.delete(f"/services/trading-engine/instances/{iid}")
-    bad = await register(api, BASE + 10, "v2")
-    await make_critical(running_hub, backend_kind, BASE + 10, bad)
+    bad = await register(api, BASE + 99, "v2", check=FAST_CHECK)  # nothing listens there
+    await make_critical(running_hub, backend_kind, bad)
     failed = await until(api, dep["id"], lambda d: d["state"] == "failed")
     rollback = [e for e in failed["events"] if e["type"] == "rollback"]
     assert rollback
@@ -199,3 +227,58 @@ async def test_bad_requests(api: httpx.AsyncClient) -> None:
     codes = [(await api.post("/deployments", json=body)).status_code for body in cases]
     assert codes == [404, 422, 422, 422, 422, 422]
     assert (await api.get("/deployments")).json()["count"] == 0
+
+
+async def versions_for(api: httpx.AsyncClient, tenant: str | None) -> set[str]:
+    headers = {"x-tenant-id": tenant} if tenant else {}
+    found = (await api.get("/services/discover/trading-engine", headers=headers)).json()
+    return set(found["versions"])
+
+
+async def test_canary_by_tenant_and_share_then_promote(api: httpx.AsyncClient) -> None:
+    for n in range(4):
+        await register(api, BASE + n, "v1")
+    body = {
+        "service": "trading-engine",
+        "version": "v2",
+        "strategy": "canary",
+        "batch_size": 2,
+        "min_healthy_seconds": 0.2,
+        "tenants": ["t-canary"],
+        "weight_percent": 50,
+    }
+    resp = await api.post("/deployments", json=body)
+    assert resp.status_code == 201, resp.text
+    dep = resp.json()
+    first, second = dep["plan"]
+    await until(api, dep["id"], lambda d: d["batch"] is not None)
+    await replace(api, first, [BASE + 10, BASE + 11], "v2")
+    canary = await until(api, dep["id"], lambda d: d["state"] == "canary")
+    assert canary["events"][-1]["type"] == "canary"
+    assert await draining(api) == set()  # holding: nothing else drains until promote
+    # The listed tenant is always offered the new version; others get a share of it.
+    for _ in range(20):
+        assert await versions_for(api, "t-canary") == {"v2"}
+    seen = [await versions_for(api, "t-other") for _ in range(100)]
+    assert {"v1"} in seen
+    assert {"v2"} in seen
+    assert all(len(v) == 1 for v in seen)
+    promoted = await api.post(f"/deployments/{dep['id']}/promote")
+    assert promoted.status_code == 200, promoted.text
+    assert promoted.json()["state"] == "running"
+    assert await versions_for(api, "t-other") == {"v1", "v2"}  # routing gone at once
+    await until(api, dep["id"], lambda d: d["batch"] is not None and d["batch"]["index"] == 1)
+    await replace(api, second, [BASE + 12, BASE + 13], "v2")
+    await until(api, dep["id"], lambda d: d["state"] == "succeeded")
+    assert_error(await api.post(f"/deployments/{dep['id']}/promote"), 409, "deployment_conflict")
+
+
+async def test_canary_needs_tenants_or_a_share(api: httpx.AsyncClient) -> None:
+    await register(api, BASE, "v1")
+    bad = [
+        {"service": "trading-engine", "version": "v2", "strategy": "canary"},
+        {"service": "trading-engine", "version": "v2", "tenants": ["t1"]},
+        {"service": "trading-engine", "version": "v2", "strategy": "canary", "weight_percent": 0},
+    ]
+    for body in bad:
+        assert_error(await api.post("/deployments", json=body), 422, "invalid_request")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -35,8 +37,33 @@ ORDER_FLOW = {
 }
 
 
+LISTENING: dict[int, int] = {}
+"""Test port -> a real listening port: Consul's agent checks instances itself, so they
+must pass a TCP check (a listening socket completes the handshake without accept)."""
+
+
+@pytest.fixture(autouse=True)
+def listening_ports() -> Iterator[None]:
+    sockets = []
+    for port in range(19101, 19107):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        sockets.append(sock)
+        LISTENING[port] = sock.getsockname()[1]
+    yield
+    LISTENING.clear()
+    for sock in sockets:
+        sock.close()
+
+
+def url(port: int) -> str:
+    return f"http://127.0.0.1:{LISTENING[port]}"
+
+
 async def register(api: httpx.AsyncClient, name: str, port: int, **extra: Any) -> str:
-    body = {"name": name, "host": "127.0.0.1", "port": port, **extra}
+    real = LISTENING.get(port, port)
+    body = {"name": name, "host": "127.0.0.1", "port": real, "check": {"kind": "tcp"}, **extra}
     resp = await api.post("/services/register", json=body)
     assert resp.status_code in (200, 201), resp.text
     instance_id: str = resp.json()["instance_id"]
@@ -157,10 +184,7 @@ async def test_plans_for_each_tier_in_the_spec_shape(api: httpx.AsyncClient) -> 
     assert execute["service_name"] == "trading-engine"
     assert execute["call_method"] == "direct_http_call"
     assert execute["direct_endpoint"] in execute["backup_endpoints"]
-    assert sorted(execute["backup_endpoints"]) == [
-        "http://127.0.0.1:19101",
-        "http://127.0.0.1:19102",
-    ]
+    assert sorted(execute["backup_endpoints"]) == sorted([url(19101), url(19102)])
     assert execute["tenant_context"]["tenant_id"] == "t-ent"
     assert execute["tenant_context"]["subscription_tier"] == "enterprise"
     assert execute["health_status"]["circuit"]["state"] == "CLOSED"
@@ -180,7 +204,8 @@ async def test_plans_for_each_tier_in_the_spec_shape(api: httpx.AsyncClient) -> 
 async def test_the_spec_body_carries_the_tenant_context(running_hub: RunningHub) -> None:
     api = running_hub.client
     await register_all(api)
-    await api.put("/coordination/workflows/order-flow", json=ORDER_FLOW)
+    defined = await api.put("/coordination/workflows/order-flow", json=ORDER_FLOW)
+    assert defined.status_code == 201, defined.text
     resp = await api.post(
         "/coordination/workflow/order-flow",
         json={"tenant_id": "t-free", "subscription_tier": "free"},
@@ -209,9 +234,10 @@ async def make_critical(
         return
     if backend_kind == "consul-contract":
         pytest.skip("the fake Consul agent runs no checks; the live agent's kind covers Consul")
-    # The agent checks it itself: a 1 s TCP check of a port nothing listens on.
+    # The agent checks it itself: the same instance moved to a port nothing listens on,
+    # with a 1 s TCP check.
     check = {"kind": "tcp", "interval": 1, "timeout": 0.5, "failures_before_critical": 1}
-    await register(running_hub.client, service, port, check=check)
+    await register(running_hub.client, service, port, check=check, instance_id=instance_id)
 
 
 async def test_unhealthy_step_and_open_circuit_are_flagged(
@@ -233,7 +259,7 @@ async def test_unhealthy_step_and_open_circuit_are_flagged(
     assert pro["prices"]["backup_endpoints"] == []
     ent = entries((await api.post("/coordination/workflow/order-flow", headers=ENTERPRISE)).json())
     assert ent["prices"]["flagged"] is False
-    await make_critical(running_hub, backend_kind, "risk-check", 19104, risk)
+    await make_critical(running_hub, backend_kind, "risk-check", 19199, risk)
     deadline = time.monotonic() + 15
     while True:
         plan = (await api.post("/coordination/workflow/order-flow", headers=ENTERPRISE)).json()
