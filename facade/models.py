@@ -251,6 +251,10 @@ class DiscoveryOut(BaseModel):
     degraded_fallback: bool = Field(
         description="True when no instance is healthy and degraded ones are offered."
     )
+    versions: list[str] = Field(
+        default_factory=list,
+        description="Versions of the offered endpoints (a canary offers a tenant one group).",
+    )
     circuit: CircuitOut = Field(
         description="The service's circuit for the caller's tier; OPEN: no endpoints offered."
     )

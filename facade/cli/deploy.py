@@ -1,4 +1,5 @@
-"""``central-hub deploy start|status|pause|resume|abort``: deployments through a running hub."""
+"""``central-hub deploy start|status|pause|resume|abort|promote``: deployments through a
+running hub."""
 
 from __future__ import annotations
 
@@ -18,36 +19,45 @@ def add_deploy_parser(sub: Any, connection: argparse.ArgumentParser) -> None:
         "deploy", help="start and control deployments (docs/deployments.md)", parents=[connection]
     )
     actions = deploy.add_subparsers(dest="action", required=True)
-    start = actions.add_parser("start", help="start a rolling deployment", parents=[connection])
+    start = actions.add_parser(
+        "start", help="start a rolling (or canary) deployment", parents=[connection]
+    )
     start.add_argument("service")
     start.add_argument("version")
     start.add_argument("--batch-size", type=int, default=1)
     start.add_argument("--max-unavailable", type=int)
     start.add_argument("--min-healthy-seconds", type=float)
     start.add_argument("--max-failure-rate", type=float)
+    start.add_argument(
+        "--canary-tenant", action="append", dest="tenants", help="canary: a tenant given it first"
+    )
+    start.add_argument("--canary-percent", type=int, help="canary: share of discovery answers")
     status = actions.add_parser(
         "status", help="one deployment, or the list (--service, --state)", parents=[connection]
     )
     status.add_argument("deployment_id", nargs="?")
     status.add_argument("--service")
     status.add_argument("--state")
-    for action in ("pause", "resume", "abort"):
+    for action in ("pause", "resume", "abort", "promote"):
         parser = actions.add_parser(action, help=f"{action} a deployment", parents=[connection])
         parser.add_argument("deployment_id")
 
 
 def start_body(args: argparse.Namespace) -> dict[str, Any]:
     """The ``POST /deployments`` body of ``deploy start`` (the spec's call)."""
+    canary = bool(args.tenants) or args.canary_percent is not None
     body: dict[str, Any] = {
         "service": args.service,
         "version": args.version,
-        "strategy": "rolling",
+        "strategy": "canary" if canary else "rolling",
         "batch_size": args.batch_size,
     }
     optional = {
         "max_unavailable": args.max_unavailable,
         "min_healthy_seconds": args.min_healthy_seconds,
         "max_failure_rate": args.max_failure_rate,
+        "tenants": args.tenants,
+        "weight_percent": args.canary_percent,
     }
     return body | {k: v for k, v in optional.items() if v is not None}
 

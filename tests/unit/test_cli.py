@@ -73,5 +73,16 @@ def test_deploy_start_sends_the_spec_call() -> None:
         "strategy": "rolling",
         "batch_size": 2,
     }
+    args = _parser().parse_args(
+        ["deploy", "start", "api", "v3", "--canary-tenant", "t1", "--canary-percent", "10"]
+    )
+    assert start_body(args) | {"batch_size": 1} == {
+        "service": "api",
+        "version": "v3",
+        "strategy": "canary",
+        "batch_size": 1,
+        "tenants": ["t1"],
+        "weight_percent": 10,
+    }
     args = _parser().parse_args(["deploy", "abort", "dep-1-abcdef"])
     assert (args.command, args.action, args.deployment_id) == ("deploy", "abort", "dep-1-abcdef")
