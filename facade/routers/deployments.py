@@ -11,14 +11,14 @@ from starlette.responses import StreamingResponse
 
 from facade.coordination.deployments import DeploymentIn
 from facade.errors import error_doc
-from facade.models import SERVICE_NAME_PATTERN
+from facade.models import INSTANCE_ID_PATTERN, SERVICE_NAME_PATTERN
 from facade.responses import JSONBytesResponse, json_response
 from facade.routers.dependencies import Administrator, HubDep, Reader
 from shared import errors
 
 router = APIRouter(prefix="/deployments", tags=["deployments"])
 
-DeploymentIdPath = Annotated[str, Path(pattern=r"^dep-[0-9]{1,16}-[0-9a-f]{6}$")]
+DeploymentIdPath = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN)]
 State = Literal["running", "paused", "canary", "succeeded", "failed", "aborted"]
 
 

@@ -36,6 +36,7 @@ SAMPLE_PATH_PARAMS = {
     "webhook_id": "abc123",
     "workflow_id": "wf-1",
     "deployment_id": "dep-1",
+    "action": "pause",
 }
 
 
@@ -320,6 +321,9 @@ SHARED_PARAMS = {
     "resource_type": "a kind of resource, not an object",
     "type": "a kind of resource, not an object",
     "tier": "a tier's layer of the global config, shared by every tenant of that tier",
+    "workflow_id": "workflows are platform definitions over shared services (admin writes)",
+    "deployment_id": "deployments change shared services (admin writes)",
+    "action": "a deployment control verb, not an object",
 }
 
 
