@@ -16,10 +16,12 @@ from facade.routers import (
     backups,
     circuits,
     config_ws,
-    coordination,
+    deployments,
     monitoring,
     services,
+    system_backups,
     tenants,
+    workflows,
 )
 from facade.routers import config as config_routes
 from facade.routers import error_reports as error_routes
@@ -78,7 +80,9 @@ def create_app(settings: HubSettings | None = None, *, backend: Backend | None =
     app.include_router(error_routes.router)
     app.include_router(admin.router)
     app.include_router(backups.router)
-    app.include_router(coordination.router)
+    app.include_router(system_backups.router)
+    app.include_router(workflows.router)
+    app.include_router(deployments.router)
     app.include_router(telemetry_routes.router)
     app.include_router(maintenance_routes.router)
     return app

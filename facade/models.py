@@ -207,6 +207,8 @@ class InstanceOut(BaseModel):
     ttl: int | None
     registered_at: str
     check: dict[str, object] = Field(description="The instance's health check, defaults resolved.")
+    draining: bool = Field(False, description="A deployment is replacing it: never offered.")
+    desired_version: str | None = Field(None, description="The version replacing it.")
 
 
 class ServiceOut(BaseModel):
@@ -272,6 +274,10 @@ class DiscoveryOut(BaseModel):
     endpoints: list[EndpointOut]
     degraded_fallback: bool = Field(
         description="True when no instance is healthy and degraded ones are offered."
+    )
+    versions: list[str] = Field(
+        default_factory=list,
+        description="Versions of the offered endpoints (a canary offers a tenant one group).",
     )
     circuit: CircuitOut = Field(
         description="The service's circuit for the caller's tier; OPEN: no endpoints offered."

@@ -15,8 +15,14 @@ from facade.access.rate_limits import RateLimiter
 from facade.access.tokens import TOKENS_PREFIX, AccessControl, GrantWatch, TokenService
 from facade.circuits.breakers import CIRCUITS_PREFIX, SPEC_POLICIES, CircuitBreakers, CircuitPolicy
 from facade.coordination.backups import BackupScheduler
+from facade.coordination.deployments import (
+    DEPLOYMENTS_PREFIX,
+    DeploymentDriver,
+    DeploymentService,
+)
 from facade.coordination.maintenance import MaintenanceMode
 from facade.coordination.system_backups import RUNS_PREFIX, SystemBackups
+from facade.coordination.workflows import WorkflowService
 from facade.discovery.circuit_status import CircuitService
 from facade.discovery.lookup import DiscoveryService
 from facade.health.prober import HealthProber
@@ -72,6 +78,7 @@ class Hub:
         )
         self._init_tenancy(settings)
         self._init_access(settings)
+        self._init_coordination(settings)
         self._init_metrics()
         self._init_backups(settings)
         self._init_telemetry(settings)
@@ -260,6 +267,36 @@ class Hub:
             use_library=None if settings.forecast_library else False,
         )
 
+    def _init_coordination(self, settings: HubSettings) -> None:
+        """Workflow plans and deployments, driven by the elected replica (DESIGN.md 10)."""
+        self.deployments = DeploymentService(
+            self.backend,
+            self.view,
+            self.catalog,
+            self.circuits,
+            visibility_timeout=settings.write_visibility_timeout,
+        )
+        self.view.add_listener(DEPLOYMENTS_PREFIX, self.deployments)
+        self.deployment_driver = DeploymentDriver(
+            self.deployments, tick_seconds=settings.deployment_tick_seconds
+        )
+        self.deployment_election = LeaderElection(
+            self.backend,
+            "deployments",
+            ttl=settings.leader_ttl,
+            on_elected=self.deployment_driver.start,
+            on_demoted=self.deployment_driver.stop,
+        )
+        self.view.add_listener(LEADER_PREFIX, self.deployment_election)
+        self.workflows = WorkflowService(
+            self.backend,
+            self.view,
+            self.catalog,
+            self.discovery,
+            self.circuits,
+            visibility_timeout=settings.write_visibility_timeout,
+        )
+
     def _init_metrics(self) -> None:
         """The hub's own Prometheus collectors (quotas, health, audit, in that order)."""
         # Per-hub registry: several hubs may run in one process (tests, benchmarks).
@@ -292,6 +329,7 @@ class Hub:
             log.error("started without a backend sync; serving nothing until it returns")
         if self.prober_election is not None:
             await self.prober_election.start()
+        await self.deployment_election.start()
         await self.webhooks.start()
         if self.backups is not None:
             await self.backups.start()
@@ -348,6 +386,8 @@ class Hub:
             await self.backups.stop()
         if self.system_backups is not None:
             await self.system_backups.stop()
+        await self.deployment_election.stop()
+        self.deployments.changes.close()  # ends deployment event streams
         self.config.changes.close()  # ends config streams and long polls
         await self.webhooks.stop()
         await self.audit.stop()  # stores the queued records while the backend is open
@@ -392,6 +432,7 @@ class Hub:
                 "instances": self.catalog.instance_count(),
             },
             "prober": self._prober_health(),
+            "deployments": self.deployment_election.describe(),
         }
 
     def _prober_health(self) -> dict[str, Any]:

@@ -261,6 +261,16 @@ class HubSettings(BaseSettings):
         "(off: naive forecasts only).",
     )
 
+    deployment_tick_seconds: float = Field(
+        0.25,
+        gt=0,
+        le=60,
+        description="How often the elected replica advances active deployments.",
+    )
+    deployment_keepalive: float = Field(
+        15.0, gt=0, le=300, description="Seconds between keep-alives on a deployment's SSE."
+    )
+
     def backend_options(self) -> dict[str, Any]:
         """Constructor keyword arguments for the configured backend."""
         if self.backend == "embedded":

@@ -25,6 +25,9 @@ Life cycle:
 - **health**: ``GET <health_endpoint>`` answers 200 with the service's state once it is
   registered; 503 while unregistered (not ready: e.g. no ``CENTRAL_HUB_TOKEN``, or the hub
   unreachable) and while draining, so the hub's probes agree with the deregistration.
+- **draining**: when a deployment marks the instance draining (the hub says so in the
+  heartbeat answer), :meth:`on_draining` is called once with the version replacing it;
+  discovery has already stopped offering the instance, so it can finish in-flight work.
 - **SIGTERM** (with :meth:`run`): the instance is deregistered *first*, then the service
   waits ``drain_seconds`` for callers holding the old discovery answer, and only then does
   uvicorn stop accepting connections and finish in-flight requests. A second signal
@@ -281,6 +284,10 @@ class BaseService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shutdown: asyncio.Future[None] | None = None
         self._deregistered = False
+        self.draining_requested = False
+        """Whether a deployment has marked this instance draining."""
+        self.desired_version: str | None = None
+        """The version a deployment is replacing this instance with."""
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -292,6 +299,12 @@ class BaseService:
 
     async def on_config_change(self, snapshot: ConfigSnapshot) -> None:
         """Called with each new version of the followed configuration."""
+
+    async def on_draining(self, desired_version: str | None) -> None:
+        """Called once when a deployment marks this instance draining (learnt from the
+        next heartbeat): discovery no longer offers it, and an executor will stop it and
+        start ``desired_version``. Finish in-flight work here; the default does nothing
+        (the executor's stop, e.g. SIGTERM, runs the graceful shutdown)."""
 
     def current_load(self) -> float | None:
         """The load (0..1) reported with each heartbeat; ``None`` reports none."""
@@ -475,9 +488,10 @@ class BaseService:
         while True:
             await asyncio.sleep(self.config.heartbeat_every)
             try:
-                await self.client.heartbeat(
+                beat = await self.client.heartbeat(
                     self.config.service_name, reg.instance_id, load=self.current_load()
                 )
+                await self._note_draining(beat)
             except NotFound:
                 # The hub expired us (missed TTL, or the hub lost state): register again.
                 self.logger.warning("hub forgot this instance; registering again")
@@ -488,6 +502,20 @@ class BaseService:
                 reg = new_reg
             except HubError as exc:
                 self.logger.warning("heartbeat failed", extra={"error_code": exc.code})
+
+    async def _note_draining(self, beat: dict[str, Any]) -> None:
+        """Call :meth:`on_draining` the first time a heartbeat says the instance drains."""
+        if not beat.get("draining") or self.draining_requested:
+            return
+        self.draining_requested = True
+        self.desired_version = beat.get("desired_version")
+        self.logger.info(
+            "a deployment drains this instance (next version %s)", self.desired_version
+        )
+        try:
+            await self.on_draining(self.desired_version)
+        except Exception:  # the service's hook must not stop the heartbeats
+            self.logger.exception("on_draining failed")
 
     async def _config_loop(self, tenant_id: str | None) -> None:
         """Follow a tenant's config and call :meth:`on_config_change` per new version."""

@@ -140,6 +140,18 @@ class WebhookNotFound(NotFound):
     code = "webhook_not_found"
 
 
+class WorkflowNotFound(NotFound):
+    """No coordination workflow with that id is defined."""
+
+    code = "workflow_not_found"
+
+
+class DeploymentNotFound(NotFound):
+    """No deployment with that id exists."""
+
+    code = "deployment_not_found"
+
+
 class LeaseNotFound(NotFound):
     """The lease does not exist or has already expired."""
 
@@ -162,6 +174,13 @@ class TenantExists(Conflict):
     """A tenant with that id is already provisioned."""
 
     code = "tenant_exists"
+
+
+class DeploymentActive(Conflict):
+    """The service already has an active deployment, or the deployment's state forbids
+    the requested transition."""
+
+    code = "deployment_conflict"
 
 
 class QuotaReleaseExceedsUsage(Conflict):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adapters.base import url_host
+from facade.cli.deploy import add_deploy_parser, deploy
 from facade.settings import HubSettings, SettingsError, load_settings
 from shared.errors import HubError
 
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     from facade.cli import backup
 
     backup.add_commands(sub, connection)
+    add_deploy_parser(sub, connection)
     return parser
 
 
@@ -90,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backup.run(
             args, backup.HubConnection(_default_url, _default_token_file, describe_error)
         )
+    if args.command == "deploy":
+        return _deploy(args)
     return 2
 
 
@@ -172,6 +176,25 @@ def _token(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(resp.json(), indent=2))
     return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    url = getattr(args, "url", None) or _default_url()
+    token_file: Path = getattr(args, "token_file", None) or _default_token_file()
+    secret = os.environ.get("HUB_TOKEN")
+    if not secret:
+        try:
+            secret = token_file.read_text().strip()
+        except OSError as exc:
+            print(
+                f"central-hub: no admin token: set HUB_TOKEN or --token-file ({exc})",
+                file=sys.stderr,
+            )
+            return 2
+    code, error = deploy(args, url, secret)
+    if error is not None:
+        print(f"central-hub: {describe_error(error)}", file=sys.stderr)
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:

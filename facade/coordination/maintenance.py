@@ -47,6 +47,7 @@ READS_BY_POST: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("POST", re.compile(r"^/services/scale/predict$")),
     ("POST", re.compile(r"^/tenants/[^/]+/resources/[^/]+/check$")),
     ("POST", re.compile(r"^/admin/backups$")),  # the snapshot migrate copies
+    ("POST", re.compile(r"^/coordination/workflow/[^/]+$")),  # a plan, computed from the view
 )
 """Routes that use ``POST`` for a body but change nothing in the hub's state."""
 

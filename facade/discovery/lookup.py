@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
 from facade.circuits.breakers import CircuitBreakers, CircuitVerdict
 from facade.discovery.balancing import DEFAULT_STRATEGY, EndpointSelector
-from facade.state.catalog import Candidate, CatalogIndex, ServiceState
+from facade.state.catalog import Candidate, CandidateSet, CatalogIndex, ServiceState
 from facade.state.view import StateView
 from facade.tenancy.tenant_directory import TenantDirectory
 from shared.errors import CircuitOpen, NoHealthyEndpoint, ServiceNotFound, TierNotAllowed
@@ -111,6 +112,15 @@ class DiscoveryService:
         now = time.time()
         return state, tier, self.circuits.verdict(name, tier, now), now
 
+    def _route(
+        self, state: ServiceState, ctx: TenantContext
+    ) -> tuple[CandidateSet, dict[str, Any]]:
+        """The candidates and discovery body for this caller: everything, or during a
+        canary the canary version for its tenants and share, the others for the rest."""
+        if state.routing is None:
+            return state.candidates(), state.discovery_body()
+        return state.routed(_in_canary(state.routing, ctx))
+
     def discover(
         self, name: str, ctx: TenantContext, strategy: str | None = None
     ) -> dict[str, Any]:
@@ -121,7 +131,7 @@ class DiscoveryService:
         no endpoint is offered and ``circuit`` says when trial calls may resume.
         """
         state, tier, verdict, now = self._usable(name, ctx)
-        body = state.discovery_body()
+        candidates, body = self._route(state, ctx)
         if verdict.is_open:
             return body | {
                 "recommended_endpoint": None,
@@ -132,7 +142,7 @@ class DiscoveryService:
                 "subscription_tier": tier,
                 "stale": self.view.stale,
             }
-        chosen = self.selector.pick(name, state.candidates(), strategy or self.default_strategy)
+        chosen = self.selector.pick(name, candidates, strategy or self.default_strategy)
         return body | {
             "recommended_endpoint": chosen.url if chosen else None,
             "circuit": verdict.public(now),
@@ -162,7 +172,7 @@ class DiscoveryService:
                 },
             )
         strategy = strategy or self.default_strategy
-        candidates = state.candidates()
+        candidates, _ = self._route(state, ctx)
         chosen = self.selector.pick(name, candidates, strategy)
         if chosen is None:
             raise NoHealthyEndpoint(
@@ -172,6 +182,15 @@ class DiscoveryService:
         return _endpoint_answer(chosen, strategy, candidates.degraded_fallback, verdict, now) | {
             "stale": self.view.stale
         }
+
+
+def _in_canary(routing: dict[str, Any], ctx: TenantContext) -> bool:
+    """Whether this answer goes to the canary group: a listed tenant always, everyone
+    else with the canary's share of answers."""
+    if ctx.tenant_id is not None and ctx.tenant_id in (routing.get("tenants") or ()):
+        return True
+    share = routing.get("weight_percent")
+    return isinstance(share, int | float) and random.random() * 100 < share
 
 
 def _endpoint_answer(

@@ -25,6 +25,18 @@ log = logging.getLogger("central_hub.catalog")
 
 STATUSES = ("healthy", "degraded", "critical")
 
+ROUTING_PREFIX = "routing/"
+"""A service's canary routing: ``routing/<service>/canary`` (written by a deployment)."""
+
+DRAINING_PREFIX = "draining/"
+"""Instances a deployment is replacing: ``draining/<service>/<instance>`` holds
+``{"desired_version", "deployment_id"}``. Discovery never offers a draining instance."""
+
+
+def draining_key(service: str, instance_id: str) -> str:
+    """Key of an instance's draining mark."""
+    return f"{DRAINING_PREFIX}{service}/{instance_id}"
+
 
 def health_key(service: str, instance_id: str) -> str:
     """Key of an instance's latest health result."""
@@ -203,6 +215,11 @@ class ServiceState:
         self.name = name
         self.instances: dict[str, Instance] = {}
         self.health: dict[str, dict[str, Any]] = {}
+        self.draining: dict[str, dict[str, Any]] = {}
+        self.routing: dict[str, Any] | None = None
+        """A canary in progress: ``{"version", "tenants", "weight_percent"}``."""
+        self._routed: dict[bool, tuple[CandidateSet, dict[str, Any]]] = {}
+        """Draining marks by instance id (a deployment is replacing those instances)."""
         self._public: dict[str, Any] | None = None
         self._candidates: CandidateSet | None = None
         self._discovery: dict[str, Any] | None = None
@@ -213,6 +230,7 @@ class ServiceState:
         """Drop precomputed answers after a change."""
         self._public = None
         self._candidates = None
+        self._routed = {}
         self._discovery = None
         self._health_summary = None
         self._newest_instance = None
@@ -251,19 +269,37 @@ class ServiceState:
             load=inst.load,
         )
 
+    def _candidate_set(self, keep: Callable[[Instance], bool] | None = None) -> CandidateSet:
+        by_status: dict[str, list[Candidate]] = {"healthy": [], "degraded": []}
+        for inst in sorted(self.instances.values(), key=lambda i: i.instance_id):
+            if keep is not None and not keep(inst):
+                continue
+            status = self.status_of(inst.instance_id)
+            # A draining instance is about to stop: never offered, from the mark on.
+            if status in by_status and inst.instance_id not in self.draining:
+                by_status[status].append(self._candidate(inst, status))
+        if by_status["healthy"]:
+            return CandidateSet(by_status["healthy"], False)
+        return CandidateSet(by_status["degraded"], bool(by_status["degraded"]))
+
     def candidates(self) -> CandidateSet:
         """Healthy endpoints, or degraded ones when none is healthy (``degraded_fallback``)."""
         if self._candidates is None:
-            by_status: dict[str, list[Candidate]] = {"healthy": [], "degraded": []}
-            for inst in sorted(self.instances.values(), key=lambda i: i.instance_id):
-                status = self.status_of(inst.instance_id)
-                if status in by_status:
-                    by_status[status].append(self._candidate(inst, status))
-            if by_status["healthy"]:
-                self._candidates = CandidateSet(by_status["healthy"], False)
-            else:
-                self._candidates = CandidateSet(by_status["degraded"], bool(by_status["degraded"]))
+            self._candidates = self._candidate_set()
         return self._candidates
+
+    def routed(self, canary: bool) -> tuple[CandidateSet, dict[str, Any]]:
+        """During a canary (:attr:`routing`): the candidates and discovery body of the
+        canary group (instances of the canary version) or of everyone else. A group
+        with nothing to offer gets every candidate, so no caller is left without one."""
+        cached = self._routed.get(canary)
+        if cached is None:
+            version = (self.routing or {}).get("version")
+            cset = self._candidate_set(lambda i: (i.version == version) == canary)
+            if not cset:
+                cset = self.candidates()
+            cached = self._routed[canary] = (cset, self._body(cset))
+        return cached
 
     def health_summary(self) -> dict[str, Any]:
         """The service's entry in ``GET /health/services``: the seed's exact shape.
@@ -298,30 +334,33 @@ class ServiceState:
     def discovery_body(self) -> dict[str, Any]:
         """The part of a discovery answer that only changes with the catalog."""
         if self._discovery is None:
-            cset = self.candidates()
-            candidates, degraded = cset.candidates, cset.degraded_fallback
-            self._discovery = {
-                "service_name": self.name,
-                "all_healthy_endpoints": [c.url for c in candidates],
-                "confidence": {c.url: c.confidence for c in candidates},
-                "connection_type": "direct_call",
-                "endpoints": [
-                    {
-                        "instance_id": c.instance.instance_id,
-                        "url": c.url,
-                        "host": c.instance.host,
-                        "port": c.instance.port,
-                        "weight": c.instance.weight,
-                        "status": c.status,
-                        "confidence": c.confidence,
-                        "latency": c.latency_ms,
-                        "load": c.load,
-                    }
-                    for c in candidates
-                ],
-                "degraded_fallback": degraded,
-            }
+            self._discovery = self._body(self.candidates())
         return self._discovery
+
+    def _body(self, cset: CandidateSet) -> dict[str, Any]:
+        candidates, degraded = cset.candidates, cset.degraded_fallback
+        return {
+            "service_name": self.name,
+            "all_healthy_endpoints": [c.url for c in candidates],
+            "confidence": {c.url: c.confidence for c in candidates},
+            "connection_type": "direct_call",
+            "endpoints": [
+                {
+                    "instance_id": c.instance.instance_id,
+                    "url": c.url,
+                    "host": c.instance.host,
+                    "port": c.instance.port,
+                    "weight": c.instance.weight,
+                    "status": c.status,
+                    "confidence": c.confidence,
+                    "latency": c.latency_ms,
+                    "load": c.load,
+                }
+                for c in candidates
+            ],
+            "degraded_fallback": degraded,
+            "versions": sorted({str(c.instance.version) for c in candidates}),
+        }
 
     def public(self) -> dict[str, Any]:
         """The service as API answers show it."""
@@ -361,6 +400,8 @@ class ServiceState:
             "ttl": inst.ttl,
             "registered_at": inst.registered_at,
             "check": inst.check_spec.to_record(),
+            "draining": inst.instance_id in self.draining,
+            "desired_version": self.draining.get(inst.instance_id, {}).get("desired_version"),
         }
 
 
@@ -392,6 +433,10 @@ class CatalogIndex:
         for state in self.services.values():
             if prefix == CATALOG_PREFIX:
                 state.instances.clear()
+            elif prefix == DRAINING_PREFIX:
+                state.draining.clear()
+            elif prefix == ROUTING_PREFIX:
+                state.routing = None
             else:
                 state.health.clear()
             state.invalidate()
@@ -437,7 +482,7 @@ class CatalogIndex:
         return sum(len(s.instances) for s in self.services.values())
 
     def _split(self, key: str) -> tuple[str, str, str] | None:
-        for prefix in (CATALOG_PREFIX, HEALTH_PREFIX):
+        for prefix in (CATALOG_PREFIX, HEALTH_PREFIX, DRAINING_PREFIX, ROUTING_PREFIX):
             if key.startswith(prefix):
                 service, _, instance_id = key[len(prefix) :].partition("/")
                 if service and instance_id:
@@ -461,6 +506,10 @@ class CatalogIndex:
                 state.instances[instance_id] = Instance.from_record(data, revision=revision)
             except (KeyError, TypeError, ValueError):
                 log.warning("ignoring malformed instance record at %s", key)
+        elif prefix == DRAINING_PREFIX:
+            state.draining[instance_id] = data if isinstance(data, dict) else {}
+        elif prefix == ROUTING_PREFIX:
+            state.routing = data if isinstance(data, dict) else None
         elif isinstance(data, dict):
             state.health[instance_id] = data
         state.invalidate()
@@ -476,12 +525,20 @@ class CatalogIndex:
         if prefix == CATALOG_PREFIX:
             self.catalog_version += 1
             state.instances.pop(instance_id, None)
+        elif prefix == DRAINING_PREFIX:
+            state.draining.pop(instance_id, None)
+        elif prefix == ROUTING_PREFIX:
+            state.routing = None
         else:
             state.health.pop(instance_id, None)
         state.invalidate()
 
     def _drop_empty(self) -> None:
-        for name in [n for n, s in self.services.items() if not s.instances and not s.health]:
+        for name in [
+            n
+            for n, s in self.services.items()
+            if not s.instances and not s.health and not s.draining and s.routing is None
+        ]:
             del self.services[name]
 
 
@@ -501,4 +558,7 @@ class _PrefixListener:
 
 def catalog_listeners(index: CatalogIndex) -> list[tuple[str, _PrefixListener]]:
     """The (prefix, listener) pairs that keep ``index`` current."""
-    return [(p, _PrefixListener(index, p)) for p in (CATALOG_PREFIX, HEALTH_PREFIX)]
+    return [
+        (p, _PrefixListener(index, p))
+        for p in (CATALOG_PREFIX, HEALTH_PREFIX, DRAINING_PREFIX, ROUTING_PREFIX)
+    ]

@@ -10,7 +10,7 @@ import orjson
 
 from adapters import Backend, catalog_key
 from facade.models import Heartbeat, ServiceRegistration
-from facade.state.catalog import Instance, health_key
+from facade.state.catalog import Instance, draining_key, health_key
 from facade.state.check_spec import CheckSpec
 from facade.state.view import StateView
 from shared.errors import InstanceNotFound, InvalidRequest, LeaseNotFound
@@ -156,4 +156,13 @@ class RegistryService:
                 service, instance_id, orjson.dumps(record), lease=existing.lease
             )
             await self._visible(revision)
-        return {"instance_id": instance_id, "service_name": service, "ttl": existing.ttl}
+        # A deployment draining this instance tells it here (BaseService.on_draining).
+        mark = self.view.get(draining_key(service, instance_id))
+        desired = orjson.loads(mark.value).get("desired_version") if mark is not None else None
+        return {
+            "instance_id": instance_id,
+            "service_name": service,
+            "ttl": existing.ttl,
+            "draining": mark is not None,
+            "desired_version": desired,
+        }

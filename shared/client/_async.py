@@ -334,6 +334,27 @@ class AsyncHubClient:
         """The hub's most frequent error groups."""
         return await self.execute(self.core.top_errors(service, tenant_id, limit))
 
+    async def coordinate_deployment(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Start a rollout, exactly as the spec calls it::
+
+            await central_hub.coordinate_deployment({
+                "service": "trading-engine", "version": "v2.1.0",
+                "strategy": "rolling", "batch_size": 2,
+            })
+
+        Returns the deployment (``id``, ``plan``, ``state``); raises DeploymentActive
+        (409) while the service has another active deployment. Needs an admin token.
+        """
+        return await self.execute(self.core.coordinate_deployment(request))
+
+    async def get_deployment(self, deployment_id: str) -> dict[str, Any]:
+        """A deployment's plan, state and events."""
+        return await self.execute(self.core.deployment(deployment_id))
+
+    async def control_deployment(self, deployment_id: str, action: str) -> dict[str, Any]:
+        """``pause``, ``resume`` or ``abort`` a deployment."""
+        return await self.execute(self.core.deployment_action(deployment_id, action))
+
     async def health(self) -> dict[str, Any]:
         """The hub's own health report."""
         return await self.execute(self.core.health())

@@ -713,6 +713,23 @@ class ClientCore:
             params["tenant_id"] = tenant_id
         return Call("GET", "/errors", _json_object, params=params)
 
+    # -- deployments ------------------------------------------------------------------
+
+    def coordinate_deployment(self, request: Mapping[str, Any]) -> Call[dict[str, Any]]:
+        """``POST /deployments`` with the spec's body (``service``, ``version``,
+        ``strategy``, ``batch_size`` and the optional safety fields). Not retried once it
+        may have reached the hub: a second deployment would be refused (409) anyway."""
+        return Call("POST", "/deployments", _json_object, json_body=dict(request), idempotent=False)
+
+    def deployment(self, deployment_id: str) -> Call[dict[str, Any]]:
+        """``GET /deployments/{id}``: plan, state and events."""
+        return Call("GET", f"/deployments/{quote(deployment_id, safe='')}", _json_object)
+
+    def deployment_action(self, deployment_id: str, action: str) -> Call[dict[str, Any]]:
+        """``POST /deployments/{id}/{action}``: pause, resume or abort."""
+        path = f"/deployments/{quote(deployment_id, safe='')}/{quote(action, safe='')}"
+        return Call("POST", path, _json_object, idempotent=False)
+
     def health(self) -> Call[dict[str, Any]]:
         """``GET /health``: the hub's own health (503 answers still parse)."""
         return Call("GET", "/health", _json_object, answer_statuses=frozenset({503}))

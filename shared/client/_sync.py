@@ -297,6 +297,27 @@ class HubClient:
         """The hub's most frequent error groups."""
         return self.execute(self.core.top_errors(service, tenant_id, limit))
 
+    def coordinate_deployment(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Start a rollout, exactly as the spec calls it::
+
+            central_hub.coordinate_deployment({
+                "service": "trading-engine", "version": "v2.1.0",
+                "strategy": "rolling", "batch_size": 2,
+            })
+
+        Returns the deployment (``id``, ``plan``, ``state``); raises DeploymentActive
+        (409) while the service has another active deployment. Needs an admin token.
+        """
+        return self.execute(self.core.coordinate_deployment(request))
+
+    def get_deployment(self, deployment_id: str) -> dict[str, Any]:
+        """A deployment's plan, state and events."""
+        return self.execute(self.core.deployment(deployment_id))
+
+    def control_deployment(self, deployment_id: str, action: str) -> dict[str, Any]:
+        """``pause``, ``resume`` or ``abort`` a deployment."""
+        return self.execute(self.core.deployment_action(deployment_id, action))
+
     def health(self) -> dict[str, Any]:
         """The hub's own health report."""
         return self.execute(self.core.health())

@@ -37,6 +37,7 @@ SAMPLE_PATH_PARAMS = {
     "workflow_id": "wf-1",
     "deployment_id": "dep-1",
     "backup_id": "00000000000000000001-0000abcd",
+    "action": "pause",
 }
 
 
@@ -322,6 +323,9 @@ SHARED_PARAMS = {
     "type": "a kind of resource, not an object",
     "tier": "a tier's layer of the global config, shared by every tenant of that tier",
     "backup_id": "system-wide backup runs are admin-only",
+    "workflow_id": "workflows are platform definitions over shared services (admin writes)",
+    "deployment_id": "deployments change shared services (admin writes)",
+    "action": "a deployment control verb, not an object",
 }
 
 

@@ -58,3 +58,31 @@ def test_error_lines_name_the_failing_fields() -> None:
     )
     missing = NotFound("no token 'ab'", details={"token_id": "ab"})
     assert describe_error(missing) == 'not_found: no token \'ab\' {"token_id": "ab"}'
+
+
+def test_deploy_start_sends_the_spec_call() -> None:
+    from facade.cli.deploy import start_body
+    from facade.cli.main import _parser
+
+    args = _parser().parse_args(
+        ["deploy", "start", "trading-engine", "v2.1.0", "--batch-size", "2", "--url", "http://h"]
+    )
+    assert start_body(args) == {
+        "service": "trading-engine",
+        "version": "v2.1.0",
+        "strategy": "rolling",
+        "batch_size": 2,
+    }
+    args = _parser().parse_args(
+        ["deploy", "start", "api", "v3", "--canary-tenant", "t1", "--canary-percent", "10"]
+    )
+    assert start_body(args) | {"batch_size": 1} == {
+        "service": "api",
+        "version": "v3",
+        "strategy": "canary",
+        "batch_size": 1,
+        "tenants": ["t1"],
+        "weight_percent": 10,
+    }
+    args = _parser().parse_args(["deploy", "abort", "dep-1-abcdef"])
+    assert (args.command, args.action, args.deployment_id) == ("deploy", "abort", "dep-1-abcdef")

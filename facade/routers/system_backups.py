@@ -1,4 +1,4 @@
-"""System-wide backups of services: ``/coordination/backups`` (issue 14)."""
+"""System-wide backups of services: `/coordination/backups` (issue 14)."""
 
 from __future__ import annotations
 

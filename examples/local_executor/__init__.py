@@ -1,0 +1,1 @@
+"""A small deployment executor that replaces local processes (docs/deployments.md)."""
