@@ -6,6 +6,11 @@ it: there is nothing to answer from yet. After that a request never waits for a 
 * once ``refit_points`` points were written to the series since its model was fitted, one
   **background refit** is started for that (service, metric, tenant) — at most one at a
   time per series; a request that finds one running does not start another;
+* except after a **burst**: ``refit_points`` or more points written since the series was
+  last *answered* (a backfill, an import, a caller that asks rarely) are refitted in the
+  request, as the first fit is, because the cached model has never seen that stretch
+  and answering from it would forecast from a stale fit; a live series that gains a few
+  points between questions always refits in the background;
 * the fit (model choice and rolling-origin backtest: CPU-bound, 0.1-6 s with the library)
   runs in a dedicated single-thread pool, so the event loop keeps serving and at most one
   core is spent on background fits whatever the number of series;
@@ -47,6 +52,8 @@ class CachedModel:
     count: int
     fitted_at: float
     """Wall-clock time (unix seconds) the fit finished."""
+    answered_writes: int = 0
+    """The series' write count when a request last got an answer from this cache."""
     answer: tuple[int, list[dict[str, float]]] | None = None
     """(the series' write count it was computed at, the forecast)."""
     refit_error: str | None = None
@@ -93,6 +100,10 @@ class ModelCache:
                 cached.fitted.horizon != horizon
                 or cached.fitted.step != step
                 or stats.count < cached.count
+                or (
+                    stats.writes - cached.answered_writes >= self.refit_points
+                    and not self.refitting(key)
+                )
             ):
                 cached = None
             if cached is None:
@@ -104,6 +115,7 @@ class ModelCache:
                 if stats.writes - cached.writes >= self.refit_points:
                     self._start_refit(key, step, horizon)
                 points = await self._points(key, horizon, for_fit=False)
+            cached.answered_writes = stats.writes
             self._models.move_to_end(key)
             return cached, points
 

@@ -91,7 +91,11 @@ async def test_answers_from_the_cached_model_while_the_refit_runs(
         assert first["model"]["fitted_points"] == len(history)
 
         newest = history[-1]["ts"]
-        await post_points(api, "pricing", newer(newest, 6))
+        # A live series: a few points between questions (a burst of refit_points or more
+        # at once would be refitted in the request, see the next test).
+        await post_points(api, "pricing", newer(newest, 3))
+        assert (await ask())["model"]["fit_age"]["refitting"] is False  # 3 < 5: no refit
+        await post_points(api, "pricing", newer(newest + 3 * STEP, 3))
         second = await ask()  # 6 >= 5 new points: a refit starts, the answer does not wait
         age = second["model"]["fit_age"]
         assert age["refitting"] is True
@@ -152,7 +156,9 @@ async def test_a_new_horizon_fits_in_the_request_and_a_stale_refit_is_dropped(
     two_hours = ScalePredictRequest(service_name="pricing", horizon_seconds=7200)
     try:
         await scaling.predict(hour, ctx)
-        await post_points(api, "pricing", newer(history[-1]["ts"], 6))
+        await post_points(api, "pricing", newer(history[-1]["ts"], 3))
+        await scaling.predict(hour, ctx)
+        await post_points(api, "pricing", newer(history[-1]["ts"] + 3 * STEP, 3))
         assert (await scaling.predict(hour, ctx))["model"]["fit_age"]["refitting"] is True
         other = await scaling.predict(two_hours, ctx)  # no model for 24 steps: fitted now
         assert len(other["forecast"]) == 24
@@ -164,6 +170,44 @@ async def test_a_new_horizon_fits_in_the_request_and_a_stale_refit_is_dropped(
         assert len(again["forecast"]) == 24
         assert again["model"]["fit_age"]["points_since_fit"] == 0
         assert scaling.fits == 2
+    finally:
+        gate.set()
+        await scaling.close()
+        pool.shutdown(wait=True)
+
+
+async def test_a_burst_since_the_last_answer_is_refitted_in_the_request(
+    api: httpx.AsyncClient, hub_app: FastAPI
+) -> None:
+    """A backfill of refit_points or more points at once: the answer comes from a fit
+    that saw them, not from a model that never did (a trickle still refits later)."""
+    hub = hub_app.state.hub
+    await register(api, "pricing", instances=2)
+    history = sine_points(days=3)
+    await post_points(api, "pricing", history)
+    pool = ThreadPoolExecutor(1)
+    gate = threading.Event()
+    pool.submit(gate.wait)  # a background refit could not run: any refit seen is in-request
+    scaling = ScalingService(
+        hub.telemetry_store,
+        hub.discovery,
+        hub.config,
+        refit_points=5,
+        use_library=False,
+        refit_executor=pool,
+    )
+    req = ScalePredictRequest(service_name="pricing", capacity_per_instance=200)
+    try:
+        await scaling.predict(req, TenantContext())
+        assert scaling.fits == 1
+        newest = history[-1]["ts"]
+        await post_points(api, "pricing", newer(newest, 8))
+        burst = await scaling.predict(req, TenantContext())
+        assert scaling.fits == 2
+        assert burst["model"]["fit_age"]["points_since_fit"] == 0
+        assert burst["model"]["fit_age"]["refitting"] is False
+        assert burst["model"]["fitted_points"] == len(history) + 8
+        assert burst["forecast"][0]["ts"] == newest + 9 * STEP
     finally:
         gate.set()
         await scaling.close()
