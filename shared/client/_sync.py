@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -20,7 +22,7 @@ from shared.client._core import (
     SSEDecoder,
     registration_body,
 )
-from shared.errors import HubError, HubUnavailable
+from shared.errors import HubError, HubUnavailable, error_from_payload
 from shared.tenancy import TenantContext
 
 T = TypeVar("T")
@@ -200,14 +202,20 @@ class HubClient:
         last_event_id: int | None = None,
         read_timeout: float | None = 60.0,
         tenant: TenantContext | None = None,
+        transport: Literal["sse", "websocket"] = "sse",
     ) -> Iterator[ConfigSnapshot]:
-        """Yield config versions as the hub pushes them (server-sent events).
+        """Yield config versions as the hub pushes them (server-sent events, or with
+        ``transport="websocket"`` the tenant's ``/config/{tenant_id}/ws``).
 
         The first event is the current version. Ends when the hub closes the stream;
         reconnect with ``last_event_id`` set to the last version seen to get what was
         missed (``watch_config`` is the long-polling alternative that reconnects by
-        itself).
+        itself). Over a WebSocket, a refused handshake or the hub ending the push (token
+        revoked, tenant removed) raises the hub's error.
         """
+        if transport == "websocket":
+            yield from self._socket_config(tenant_id, last_event_id, tenant)
+            return
         decoder = SSEDecoder()
         request = self.core.config_stream_request(
             tenant_id, last_event_id=last_event_id, read_timeout=read_timeout, tenant=tenant
@@ -220,6 +228,40 @@ class HubClient:
                 snapshot = self.core.config_event(decoder.feed(line), tenant_id)
                 if snapshot is not None:
                     yield snapshot
+
+    def _socket_config(
+        self, tenant_id: str | None, last_version: int | None, tenant: TenantContext | None
+    ) -> Iterator[ConfigSnapshot]:
+        """The WebSocket half of :meth:`stream_config` (needs the ``websockets`` package)."""
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+        from websockets.sync.client import connect
+
+        if tenant_id is None:
+            raise ValueError("WebSocket config push is per tenant; use SSE for the global layer")
+        url, headers = self.core.config_socket(
+            str(self.http.base_url), tenant_id, last_version=last_version, tenant=tenant
+        )
+        try:
+            with (
+                connect(url, additional_headers=headers, open_timeout=10) as socket,
+                contextlib.suppress(ConnectionClosed),
+            ):
+                for frame in socket:
+                    snapshot = self.core.config_frame(frame, tenant_id)
+                    if snapshot is not None:
+                        yield snapshot
+        except InvalidStatus as exc:
+            # The hub refused the handshake with a standard error body (401, 403, 422...).
+            response = exc.response
+            try:
+                body = json.loads(response.body or b"")
+            except ValueError:
+                body = None
+            raise error_from_payload(
+                body, fallback_message=f"HTTP {response.status_code}"
+            ) from None
+        except OSError as exc:
+            raise HubUnavailable(f"cannot reach the hub: {exc}") from exc
 
     def update_global_config(
         self, changes: Mapping[str, Any], *, replace: bool = False, if_match: int | None = None

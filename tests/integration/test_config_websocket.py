@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from facade import HubSettings, create_app
-from shared.client import AsyncHubClient, ConfigSnapshot
+from shared.client import AsyncHubClient, ConfigSnapshot, HubClient
 from shared.errors import InvalidRequest, TenantMismatch, Unauthorized
 from tests.http_helpers import serve
 from tests.processes import TEST_ADMIN_TOKEN
@@ -154,3 +154,26 @@ async def test_revoking_the_token_ends_the_socket(hub_url: str) -> None:
             assert (await admin.delete(f"/tokens/{token_id}")).status_code == 200
         with pytest.raises(Unauthorized):
             await take(stream, 1)
+
+
+async def test_the_sync_client_subscribes_over_the_socket_too(hub_url: str) -> None:
+    """The blocking client (run in a thread, as a plain script would) gets the current
+    version, then the one written after it, over the WebSocket."""
+    seen: list[ConfigSnapshot] = []
+    first_seen = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def follow() -> None:
+        with HubClient(hub_url, token=TEST_ADMIN_TOKEN) as client:
+            for snapshot in client.stream_config("acme", transport="websocket"):
+                seen.append(snapshot)
+                loop.call_soon_threadsafe(first_seen.set)
+                if len(seen) == 2:
+                    return
+
+    follower = asyncio.ensure_future(asyncio.to_thread(follow))
+    await asyncio.wait_for(first_seen.wait(), 10)
+    written = await set_limit(hub_url, "acme", 777)
+    await asyncio.wait_for(follower, 10)
+    assert [s.version for s in seen][1] == written > seen[0].version
+    assert seen[1].config["rate_limits"]["api_calls_per_hour"] == 777
