@@ -185,7 +185,14 @@ async def test_backup_under_load_then_restore_into_etcd_and_consul_answers_the_s
 
             # Quiesced: the final backup, and what the source answers.
             final, _ = await _backup(src.client)
-            assert final.header["counts"]["skipped_leased"] == 0
+            # Quiesced, the only lease-bound keys left are the replica's leader elections
+            # (e.g. leader/deployments): no registration of the load had a TTL.
+            leased = [kv.key for kv in final.items if kv.lease is not None]
+            assert leased == []
+            stored = (await source_backend.range("")).items
+            elections = [kv.key for kv in stored if kv.lease is not None]
+            assert all(key.startswith("leader/") for key in elections), elections
+            assert final.header["counts"]["skipped_leased"] == len(elections)
             expected = await _answers(src.client, READ_ROUTES)
             expected_services = await _services(src.client)
     finally:
