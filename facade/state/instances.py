@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from adapters import Backend, catalog_key
+from adapters import Backend, KeyValue, catalog_key
 from facade.models import Heartbeat, ServiceRegistration
 from facade.state.catalog import Instance, draining_key, health_key
 from facade.state.check_spec import CheckSpec
@@ -51,6 +53,23 @@ class RegistryService:
     async def _visible(self, revision: int | None) -> None:
         if revision is not None and not await self.view.wait_for(revision, self.visibility_timeout):
             log.warning("write at revision %d not yet visible in this replica's view", revision)
+
+    async def _shown(self, key: str, shown: Callable[[KeyValue | None], bool]) -> None:
+        """Wait (bounded) until the view shows the write to ``key`` itself.
+
+        Reaching the write's revision is not always enough: Consul's KV and catalog feeds
+        share one index space but arrive separately, so the view can pass a catalog
+        write's index through a KV event before the catalog event itself is applied.
+        """
+        if shown(self.view.get(key)):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.visibility_timeout
+        while loop.time() < deadline:
+            await asyncio.sleep(0.005)
+            if shown(self.view.get(key)):
+                return
+        log.warning("write to %s not yet shown in this replica's view", key)
 
     async def register(self, reg: ServiceRegistration) -> dict[str, Any]:
         """Create or refresh one instance; idempotent for the same instance id."""
@@ -110,6 +129,10 @@ class RegistryService:
             assert existing.lease is not None
             await self.backend.revoke_lease(existing.lease)
         await self._visible(revision)
+        await self._shown(
+            catalog_key(reg.name, instance_id),
+            lambda kv: kv is not None and kv.mod_revision >= revision,
+        )
         return {
             "instance_id": instance_id,
             "service_name": reg.name,
@@ -132,6 +155,11 @@ class RegistryService:
         if existing is not None and existing.lease is not None:
             await self.backend.revoke_lease(existing.lease)
         await self._visible(revision)
+        if existing is not None:
+            await self._shown(
+                catalog_key(service, instance_id),
+                lambda kv: kv is None or kv.mod_revision != existing.revision,
+            )
         return {"deregistered": True, "service_name": service, "instance_id": instance_id}
 
     async def heartbeat(self, service: str, instance_id: str, beat: Heartbeat) -> dict[str, Any]:

@@ -74,8 +74,9 @@ async def test_a_registration_without_a_check_gets_the_same_default_check_everyw
     iid = resp.json()["instance_id"]
 
     # What the hub says the check is: the same on every backend.
-    svc = (await api.get("/services/default-checked")).json()
-    (instance,) = svc["instances"]
+    described = await api.get("/services/default-checked")
+    assert described.status_code == 200, described.text
+    (instance,) = described.json()["instances"]
     assert instance["check"] == {"kind": kind, **DEFAULTS}
 
     if not running_hub.hub.backend.capabilities.native_health_checks:
@@ -87,7 +88,12 @@ async def test_a_registration_without_a_check_gets_the_same_default_check_everyw
     assert len(checks) == 1, checks
     (check,) = checks
     assert check["Type"] == kind
-    assert check["Status"] == "passing"
+    # Registered passing; the agent staggers the first run at random within the interval
+    # and nothing listens on the port, so by now that run may have failed it (Consul
+    # 1.8.7 ignores FailuresBeforeCritical): then its output says it ran and why.
+    assert check["Status"] == "passing" or (
+        check["Status"] == "critical" and check.get("Output")
+    ), check
     shown = _agent_target(check, kind)
     if shown is not None:
         assert shown == target.format(port=port)
