@@ -34,8 +34,11 @@ def leads(client: httpx.Client) -> bool:
 
 
 def batch_of(client: httpx.Client, dep_id: str, index: int) -> list[str] | None:
-    record = client.get(f"/deployments/{dep_id}").json()
-    batch = record["batch"]
+    resp = client.get(f"/deployments/{dep_id}")
+    if resp.status_code == 404:
+        return None  # created on the other replica; this one's view has not polled it yet
+    assert resp.status_code == 200, resp.text
+    batch = resp.json()["batch"]
     return batch["members"] if batch is not None and batch["index"] == index else None
 
 
