@@ -9,16 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facade.cli.connection import NoAdminToken, admin_secret, describe_error, hub_url
 from shared.errors import HubError
 
 BACKEND_FLAGS = ("backend", "data_dir", "etcd_endpoints", "etcd_namespace", "consul_address")
@@ -94,22 +92,8 @@ def add_commands(
     )
 
 
-@dataclass(frozen=True)
-class HubConnection:
-    """How ``central-hub`` finds a running hub (given by facade.cli.main)."""
-
-    default_url: Callable[[], str]
-    default_token_file: Callable[[], Path]
-    describe_error: Callable[[HubError], str]
-
-
-_connection: HubConnection | None = None
-
-
-def run(args: argparse.Namespace, connection: HubConnection) -> int:
+def run(args: argparse.Namespace) -> int:
     """Dispatch ``backup`` / ``migrate``; returns the exit code."""
-    global _connection
-    _connection = connection
     if args.command == "migrate":
         return _migrate(args)
     if args.action == "create":
@@ -189,16 +173,11 @@ def _create_offline(args: argparse.Namespace, out: Path) -> int:
 
 
 def _admin_client_args(args: argparse.Namespace) -> tuple[str, dict[str, str]] | str:
-    assert _connection is not None
-    url = getattr(args, "url", None) or _connection.default_url()
-    token_file: Path = getattr(args, "token_file", None) or _connection.default_token_file()
-    secret = os.environ.get("HUB_TOKEN")
-    if not secret:
-        try:
-            secret = token_file.read_text().strip()
-        except OSError as exc:
-            return f"no admin token: set HUB_TOKEN or --token-file ({exc})"
-    return url, {"authorization": f"Bearer {secret}"}
+    try:
+        secret = admin_secret(args)
+    except NoAdminToken as exc:
+        return str(exc)
+    return hub_url(args), {"authorization": f"Bearer {secret}"}
 
 
 def _download(args: argparse.Namespace, path: Path) -> str | None:
@@ -223,8 +202,7 @@ def _download(args: argparse.Namespace, path: Path) -> str | None:
                     payload = resp.json() if resp.content else None
                 except ValueError:
                     payload = None
-                assert _connection is not None
-                return _connection.describe_error(error_from_payload(payload))
+                return describe_error(error_from_payload(payload))
             with path.open("wb") as out:
                 for chunk in resp.iter_bytes():
                     out.write(chunk)
@@ -418,8 +396,7 @@ def _maintenance(args: argparse.Namespace, method: str, body: Any = None) -> dic
     except ValueError:
         payload = None
     if resp.status_code >= 400 or not isinstance(payload, dict):
-        assert _connection is not None
-        return _connection.describe_error(error_from_payload(payload))
+        return describe_error(error_from_payload(payload))
     return payload
 
 

@@ -6,13 +6,17 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from adapters.base import url_host
+from facade.cli.connection import (
+    NoAdminToken,
+    admin_secret,
+    describe_error,
+    hub_url,
+)
 from facade.cli.deploy import add_deploy_parser, deploy
 from facade.settings import HubSettings, SettingsError, load_settings
 from shared.errors import HubError
@@ -89,47 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("backup", "migrate"):
         from facade.cli import backup
 
-        return backup.run(
-            args, backup.HubConnection(_default_url, _default_token_file, describe_error)
-        )
+        return backup.run(args)
     if args.command == "deploy":
         return _deploy(args)
     return 2
-
-
-def _default_url() -> str:
-    """The hub this machine's settings point at (HUB_HOST / HUB_PORT)."""
-    host = os.environ.get("HUB_HOST") or "127.0.0.1"
-    if host in ("0.0.0.0", "::", ""):  # a wildcard bind is reached on loopback
-        host = "127.0.0.1"
-    port = os.environ.get("HUB_PORT") or "7000"
-    return f"http://{url_host(host)}:{port}"
-
-
-def _default_token_file() -> Path:
-    """Where ``central-hub run`` writes the bootstrap token with the same environment."""
-    configured = os.environ.get("HUB_TOKEN_FILE")
-    if configured:
-        return Path(configured)
-    from facade.access.tokens import BOOTSTRAP_TOKEN_FILE
-
-    return Path(os.environ.get("HUB_DATA_DIR") or "hub-data") / BOOTSTRAP_TOKEN_FILE
-
-
-def describe_error(error: HubError) -> str:
-    """One line: the hub's error code and message, then the failing field(s) if named."""
-    text = f"{error.code}: {error.message}"
-    details = error.details or {}
-    problems = details.get("errors")
-    if isinstance(problems, list) and problems:
-        fields = "; ".join(
-            f"{p.get('field', '?')}: {p.get('problem', 'invalid')}"
-            for p in problems
-            if isinstance(p, dict)
-        )
-        return f"{text} ({fields})"
-    shown = {k: v for k, v in details.items() if k != "errors"}
-    return f"{text} {json.dumps(shown, sort_keys=True)}" if shown else text
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -137,18 +104,12 @@ def _token(args: argparse.Namespace) -> int:
 
     from shared.errors import error_from_payload
 
-    url = getattr(args, "url", None) or _default_url()
-    token_file: Path = getattr(args, "token_file", None) or _default_token_file()
-    secret = os.environ.get("HUB_TOKEN")
-    if not secret:
-        try:
-            secret = token_file.read_text().strip()
-        except OSError as exc:
-            print(
-                f"central-hub: no admin token: set HUB_TOKEN or --token-file ({exc})",
-                file=sys.stderr,
-            )
-            return 2
+    url = hub_url(args)
+    try:
+        secret = admin_secret(args)
+    except NoAdminToken as exc:
+        print(f"central-hub: {exc}", file=sys.stderr)
+        return 2
     headers = {"authorization": f"Bearer {secret}"}
     try:
         with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
@@ -179,18 +140,12 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    url = getattr(args, "url", None) or _default_url()
-    token_file: Path = getattr(args, "token_file", None) or _default_token_file()
-    secret = os.environ.get("HUB_TOKEN")
-    if not secret:
-        try:
-            secret = token_file.read_text().strip()
-        except OSError as exc:
-            print(
-                f"central-hub: no admin token: set HUB_TOKEN or --token-file ({exc})",
-                file=sys.stderr,
-            )
-            return 2
+    url = hub_url(args)
+    try:
+        secret = admin_secret(args)
+    except NoAdminToken as exc:
+        print(f"central-hub: {exc}", file=sys.stderr)
+        return 2
     code, error = deploy(args, url, secret)
     if error is not None:
         print(f"central-hub: {describe_error(error)}", file=sys.stderr)
@@ -273,7 +228,6 @@ def _unreachable_backend(settings: HubSettings) -> str | None:
     if not settings.require_backend and settings.backend != "embedded":
         return None
     from adapters import create_backend
-    from shared.errors import HubError
 
     async def probe() -> str | None:
         backend = create_backend(settings.backend, **settings.backend_options())

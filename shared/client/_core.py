@@ -622,6 +622,15 @@ class ClientCore:
             return None
         return self.parse_config(frame["data"], tenant_id)
 
+    @staticmethod
+    def socket_refused(status_code: int, body: bytes | bytearray | None) -> HubError:
+        """The hub's error for a refused WebSocket handshake (its standard error body)."""
+        try:
+            payload = json.loads(body or b"")
+        except ValueError:
+            payload = None
+        return error_from_payload(payload, fallback_message=f"HTTP {status_code}")
+
     def config_event(
         self, event: ServerSentEvent | None, tenant_id: str | None
     ) -> ConfigSnapshot | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +21,7 @@ from shared.client._core import (
     SSEDecoder,
     registration_body,
 )
-from shared.errors import HubError, HubUnavailable, error_from_payload
+from shared.errors import HubError, HubUnavailable
 from shared.tenancy import TenantContext
 
 T = TypeVar("T")
@@ -252,14 +251,7 @@ class HubClient:
                         yield snapshot
         except InvalidStatus as exc:
             # The hub refused the handshake with a standard error body (401, 403, 422...).
-            response = exc.response
-            try:
-                body = json.loads(response.body or b"")
-            except ValueError:
-                body = None
-            raise error_from_payload(
-                body, fallback_message=f"HTTP {response.status_code}"
-            ) from None
+            raise self.core.socket_refused(exc.response.status_code, exc.response.body) from None
         except OSError as exc:
             raise HubUnavailable(f"cannot reach the hub: {exc}") from exc
 

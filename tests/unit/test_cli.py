@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from facade.cli.main import _default_token_file, _default_url, _parser, describe_error
+from facade.cli.connection import default_token_file, default_url, describe_error
+from facade.cli.main import _parser
 from shared.errors import InvalidRequest, NotFound
 
 
@@ -27,17 +28,17 @@ def test_default_url_follows_hub_host_and_port(
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, value)
-    assert _default_url() == url
+    assert default_url() == url
 
 
 def test_default_token_file_follows_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HUB_TOKEN_FILE", raising=False)
     monkeypatch.delenv("HUB_DATA_DIR", raising=False)
-    assert _default_token_file() == Path("hub-data/admin-token")
+    assert default_token_file() == Path("hub-data/admin-token")
     monkeypatch.setenv("HUB_DATA_DIR", "/srv/hub")
-    assert _default_token_file() == Path("/srv/hub/admin-token")
+    assert default_token_file() == Path("/srv/hub/admin-token")
     monkeypatch.setenv("HUB_TOKEN_FILE", "/run/secrets/hub")
-    assert _default_token_file() == Path("/run/secrets/hub")
+    assert default_token_file() == Path("/run/secrets/hub")
 
 
 def test_url_and_token_file_are_accepted_after_the_action() -> None:
