@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters import AuditQuery, Backend
 from facade.access.tokens import Permission
+from facade.tasks import cancel_and_wait
 from shared.backoff import Backoff
 from shared.errors import HubError
 from shared.tenancy import HEADER_COMPANY_ID, HEADER_CORRELATION_ID, HEADER_TENANT_ID
@@ -97,11 +98,7 @@ class AuditLog:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.flush_timeout):
                 await self.flush()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         if self._pending:
             log.error("%d audit records not stored at shutdown", len(self._pending))

@@ -28,6 +28,7 @@ from facade.coordination.backup_file import FORMAT_NAME, FORMAT_VERSION, Backup,
 from facade.coordination.maintenance import MAINTENANCE_KEY
 from facade.state.catalog import HEALTH_PREFIX
 from facade.state.leader_election import LEADER_PREFIX, LeaderElection
+from facade.tasks import cancel_and_wait
 from shared.errors import HubError
 from shared.timestamps import iso_utc
 
@@ -217,10 +218,7 @@ class BackupScheduler:
 
     async def _demoted(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _loop(self) -> None:
         while True:

@@ -41,6 +41,7 @@ from facade.state.catalog import (
     draining_key,
 )
 from facade.state.view import StateView
+from facade.tasks import cancel_and_wait
 from shared.errors import (
     DeploymentActive,
     DeploymentNotFound,
@@ -594,10 +595,7 @@ class DeploymentDriver:
     async def stop(self) -> None:
         """Stop driving (demoted or stopping)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

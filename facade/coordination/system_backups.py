@@ -37,6 +37,7 @@ import orjson
 from adapters import Backend, EventType, KeyValue, WatchEvent
 from facade.state.catalog import CatalogIndex, Instance
 from facade.state.leader_election import LeaderElection
+from facade.tasks import cancel_and_wait
 from shared.errors import BackendTimeout, HubError, NotFound, RevisionConflict
 from shared.timestamps import utc_now
 
@@ -192,10 +193,7 @@ class SystemBackups:
 
     async def _demoted(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()

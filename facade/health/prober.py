@@ -43,6 +43,7 @@ from facade.state.catalog import CatalogIndex, Instance, endpoint_url, health_ke
 from facade.state.check_spec import CheckSpec
 from facade.state.instances import RegistryService
 from facade.state.view import StateView
+from facade.tasks import cancel_and_wait
 from shared.errors import HubError, InstanceNotFound
 
 log = logging.getLogger("central_hub.prober")
@@ -197,11 +198,7 @@ class HealthProber:
 
     async def stop(self) -> None:
         """Stop probing and forget every schedule (called on losing leadership)."""
-        for task in (self._task, self._writer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait(self._task, self._writer)
         self._task = self._writer = None
         probes = list(self._probes)
         for probe in probes:

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from adapters import Backend, EventType, KeyValue, WatchEvent
+from facade.tasks import cancel_and_wait
 from shared.errors import HubError, LeaseNotFound, RevisionConflict
 from shared.timestamps import iso_utc
 
@@ -77,11 +78,8 @@ class LeaderElection:
 
     async def stop(self) -> None:
         """Stop campaigning; a leader releases the key so another replica takes over now."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         lease_id = self._lease_id
         await self._demote("stopping")
         if lease_id is not None:

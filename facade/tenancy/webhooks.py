@@ -18,7 +18,6 @@ retries, so if that replica dies another one takes over). Keys::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -33,6 +32,7 @@ import orjson
 
 from adapters import Backend, KeyValue, WatchEvent
 from facade.state.view import StateView
+from facade.tasks import cancel_and_wait
 from facade.tenancy.config_store import ChangeSignal, ConfigService, Scope
 from facade.tenancy.tenant_directory import TenantDirectory
 from shared.backoff import jittered_delay
@@ -255,12 +255,7 @@ class WebhookService:
 
     async def stop(self) -> None:
         """Stop the worker and any delivery in flight (their claims expire for others)."""
-        tasks = [t for t in (self._worker, *self._deliveries.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._worker, *self._deliveries.values())
         self._worker = None
         self._deliveries.clear()
         if self._client is not None:
