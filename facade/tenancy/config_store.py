@@ -356,35 +356,21 @@ class ConfigService:
 
     def tier_config(self, tier: str) -> dict[str, Any]:
         """``GET /config/tiers/{tier}``: one tier's global layer alone."""
-        entry = self.index.latest.get(TierScope(tier))
-        return {
-            "scope": "tier",
-            "tier": tier,
-            "config": entry.config if entry else {},
-            "version": entry.revision if entry else 0,
-            "updated_at": entry.updated_at if entry else None,
-            "author": entry.author if entry else None,
-            "stale": self.view.stale,
-        }
+        return self._layer_answer(TierScope(tier), {"scope": "tier", "tier": tier})
 
     def global_config(self) -> dict[str, Any]:
         """``GET /config``: the global layer alone."""
-        entry = self.index.latest.get(None)
-        return {
-            "scope": "global",
-            "config": entry.config if entry else {},
-            "version": entry.revision if entry else 0,
-            "updated_at": entry.updated_at if entry else None,
-            "author": entry.author if entry else None,
-            "stale": self.view.stale,
-        }
+        return self._layer_answer(None, {"scope": "global"})
 
     def overrides(self, tenant_id: str) -> dict[str, Any]:
         """A tenant's override layer alone."""
-        entry = self.index.latest.get(tenant_id)
+        return self._layer_answer(tenant_id, {"scope": "tenant", "tenant_id": tenant_id})
+
+    def _layer_answer(self, scope: LayerScope, named: dict[str, Any]) -> dict[str, Any]:
+        """One layer's newest version as the API shows it, after the fields naming it."""
+        entry = self.index.latest.get(scope)
         return {
-            "scope": "tenant",
-            "tenant_id": tenant_id,
+            **named,
             "config": entry.config if entry else {},
             "version": entry.revision if entry else 0,
             "updated_at": entry.updated_at if entry else None,
