@@ -342,12 +342,7 @@ class QuotaService:
                 break
             except RevisionConflict:
                 attempt += 1
-                if loop.time() > deadline:
-                    raise BackendTimeout(
-                        f"resources of tenant {tenant_id!r} are too contended; try again",
-                        details={"retry_after": 1, "attempts": attempt},
-                    ) from None
-                await asyncio.sleep(jittered_delay(attempt - 1, CAS_RETRY_BASE, CAS_RETRY_CAP))
+                await _retry_or_give_up(attempt, deadline, f"resources of tenant {tenant_id!r} are")
                 kvs, fresh = [await self.backend.get(key) for key in keys], True
         allocated: dict[str, Any] = {}
         for key, value, kv, usage, limit, (resource, amount) in zip(
@@ -419,12 +414,9 @@ class QuotaService:
                 break
             except RevisionConflict:
                 attempt += 1
-                if loop.time() > deadline:
-                    raise BackendTimeout(
-                        f"{resource.name} of tenant {tenant_id!r} is too contended; try again",
-                        details={"retry_after": 1, "attempts": attempt},
-                    ) from None
-                await asyncio.sleep(jittered_delay(attempt - 1, CAS_RETRY_BASE, CAS_RETRY_CAP))
+                await _retry_or_give_up(
+                    attempt, deadline, f"{resource.name} of tenant {tenant_id!r} is"
+                )
                 kv, fresh = await self.backend.get(key), True
         self._last_written[key] = KeyValue(
             key, value, kv.create_revision if kv else revision, revision
@@ -575,3 +567,14 @@ class QuotaMetrics(Collector):
         for severity, count in counts.items():
             alerts.add_metric([severity], count)
         yield from (used, limit, ratio, alerts)
+
+
+async def _retry_or_give_up(attempt: int, deadline: float, subject: str) -> None:
+    """After a lost compare-and-set: wait a jittered moment, or give up past ``deadline``
+    (``subject`` names what was contended, e.g. "storage of tenant 'acme' is")."""
+    if asyncio.get_running_loop().time() > deadline:
+        raise BackendTimeout(
+            f"{subject} too contended; try again",
+            details={"retry_after": 1, "attempts": attempt},
+        )
+    await asyncio.sleep(jittered_delay(attempt - 1, CAS_RETRY_BASE, CAS_RETRY_CAP))
