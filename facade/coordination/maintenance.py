@@ -109,8 +109,12 @@ class MaintenanceMode:
 
     def refusal(self, method: str, path: str) -> ReadOnly | None:
         """The error to answer instead of running ``method path``, or ``None``."""
+        return None if is_allowed(method, path) else self.read_only_error()
+
+    def read_only_error(self) -> ReadOnly | None:
+        """The error for a write that read-only mode does not allow (``None``: not on)."""
         mode = self.current()
-        if mode is None or is_allowed(method, path):
+        if mode is None:
             return None
         reason = str(mode.get("reason") or "maintenance")
         return ReadOnly(
@@ -200,13 +204,12 @@ class ReadOnlyGuard:
         if scope["type"] != "http" or scope["method"] in _SAFE_METHODS:
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
-        refusal = self.mode.refusal(scope["method"], path)
+        if is_allowed(scope["method"], scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        refusal = self.mode.read_only_error()
         if refusal is not None:
             await error_response(refusal)(scope, receive, send)
-            return
-        if is_allowed(scope["method"], path):
-            await self.app(scope, receive, send)
             return
         # No await between the check and the count: enable() cannot miss this write.
         self.mode.write_started()
